@@ -1,0 +1,94 @@
+"""Content-addressed cache of per-file summaries.
+
+An entry is keyed by the file's kind and bytes, in a folder named after the tool version and the
+catalog digest, so a new version or a changed catalog never reads stale entries. Entries are
+written to a temporary file and renamed into place (atomic on POSIX), so concurrent runs can only
+ever see whole entries; each carries a checksum, so a truncated or corrupted entry is ignored and
+rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+MAGIC = b"BACB1"
+CACHEDIR_TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# backend-audit cache; safe to delete.\n"
+
+
+def content_key(kind: str, data: bytes) -> str:
+    return hashlib.blake2b(kind.encode() + b"\0" + data, digest_size=20).hexdigest()
+
+
+class SummaryCache:
+    def __init__(self, directory: Path, version: str, catalog_digest: str):
+        self.base = directory
+        self.directory = directory / f"v{version}-{catalog_digest}"
+        self.hits = 0
+        self.misses = 0
+        self.write_errors = 0
+        self._ready = False
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / key
+
+    def get(self, key: str) -> Any | None:
+        try:
+            blob = self._path(key).read_bytes()
+        except OSError:
+            self.misses += 1
+            return None
+        value = decode_entry(blob)
+        if value is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return value
+
+    def put_encoded(self, key: str, payload: bytes) -> None:
+        """Store an already pickled summary (workers pickle once, for the pipe and the cache)."""
+        target = self._path(key)
+        try:
+            if not self._ready:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                tag = self.base / "CACHEDIR.TAG"
+                if not tag.exists():
+                    tag.write_text(CACHEDIR_TAG)
+                gitignore = self.base / ".gitignore"
+                if not gitignore.exists():
+                    gitignore.write_text("*\n")
+                self._ready = True
+            target.parent.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(MAGIC + hashlib.blake2b(payload, digest_size=16).digest() + payload)
+                os.replace(tmp, target)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        except OSError:
+            self.write_errors += 1  # a read-only cache folder slows the next run; it never fails this one
+
+
+def encode_entry(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_entry(blob: bytes) -> Any | None:
+    if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 16:
+        return None
+    digest, payload = blob[len(MAGIC): len(MAGIC) + 16], blob[len(MAGIC) + 16:]
+    if hashlib.blake2b(payload, digest_size=16).digest() != digest:
+        return None
+    try:
+        return pickle.loads(payload)
+    except Exception:
+        return None

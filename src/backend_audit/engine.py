@@ -1,0 +1,234 @@
+"""The scan pipeline: discover -> summarize (parallel, cached) -> index -> analyzers -> filters."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from backend_audit import __version__
+from backend_audit.analyzers import all_analyzers
+from backend_audit.analyzers.base import AnalysisContext, Analyzer, FileUnit
+from backend_audit.cache import SummaryCache, content_key, decode_entry, encode_entry
+from backend_audit.catalog import Catalog
+from backend_audit.discovery import DEFAULT_EXCLUDES, DEFAULT_MAX_BYTES, SourceFile, discover
+from backend_audit.findings import Diagnostic, Finding, ScanResult, assign_fingerprints
+from backend_audit.index.project import ProjectIndex
+from backend_audit.parsing.source import SourceProblem, decode_source, parse_python
+from backend_audit.parsing.summary import LineIndex, ModuleSummary, find_suppressions, summarize_module
+
+#: below this many files to summarize, a process pool costs more than it saves
+POOL_THRESHOLD = 24
+
+
+@dataclass
+class FileSummary:
+    """What the cache stores for one file: a pure function of its kind and bytes."""
+
+    kind: str
+    module: ModuleSummary | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    problem: tuple[str, str, int | None] | None = None  # (kind, message, line)
+    suppressions: dict[int, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class ScanOptions:
+    paths: list[str] = field(default_factory=lambda: ["."])
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDES
+    max_file_bytes: int = DEFAULT_MAX_BYTES
+    jobs: int = 0  # 0: all cores
+    use_cache: bool = True
+    cache_dir: str | None = None
+    analyzer_options: dict[str, Any] = field(default_factory=dict)
+
+
+# --- per-file work (runs in worker processes) ------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(catalog: Catalog, analyzers: list[Analyzer]) -> None:
+    _WORKER["catalog"] = catalog
+    _WORKER["analyzers"] = analyzers
+
+
+def summarize_file(kind: str, data: bytes, catalog: Catalog, analyzers: list[Analyzer]) -> FileSummary:
+    """Everything the later stages need from one file. Must depend only on its arguments."""
+    result = FileSummary(kind=kind)
+    try:
+        text = decode_source(data, python=kind == "python")
+    except SourceProblem as exc:
+        result.problem = (exc.kind, exc.message, exc.line)
+        return result
+    lines = LineIndex(text)
+    tree = None
+    if kind == "python":
+        try:
+            tree = parse_python(text, "<file>")
+        except SourceProblem as exc:
+            result.problem = (exc.kind, exc.message, exc.line)
+            return result
+        result.module = summarize_module(tree, text, lines)
+        result.suppressions = result.module.suppressions
+    else:
+        result.suppressions = find_suppressions(text)
+    unit = FileUnit(kind=kind, text=text, lines=lines, catalog=catalog, tree=tree, module=result.module)
+    for analyzer in analyzers:
+        facts = analyzer.collect(unit)
+        if facts is not None:
+            result.facts[analyzer.name] = facts
+    return result
+
+
+def _summarize_encoded(job: tuple[str, bytes]) -> bytes:
+    kind, data = job
+    return encode_entry(summarize_file(kind, data, _WORKER["catalog"], _WORKER["analyzers"]))
+
+
+# --- the scan --------------------------------------------------------------------------------
+ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = None,
+         analyzers: list[Analyzer] | None = None) -> ScanResult:
+    started = time.perf_counter()
+    analyzers = all_analyzers() if analyzers is None else analyzers
+    found = discover(options.paths, exclude=options.exclude, max_bytes=options.max_file_bytes)
+    root = found.root
+    errors: list[Diagnostic] = list(found.diagnostics)
+
+    cache = None
+    if options.use_cache:
+        cache_dir = Path(options.cache_dir or os.environ.get("BACKEND_AUDIT_CACHE_DIR") or root / ".backend_audit_cache")
+        cache = SummaryCache(cache_dir, __version__, catalog.digest)
+
+    summaries: dict[str, FileSummary] = {}
+    raw: dict[str, bytes] = {}
+    todo: list[tuple[SourceFile, str]] = []
+    for f in found.files:
+        try:
+            data = f.path.read_bytes()
+        except OSError as exc:
+            kind = "symlink-loop" if exc.errno == 40 else "unreadable"
+            errors.append(Diagnostic(f.rel, kind, f"cannot read: {exc.strerror or exc}"))
+            continue
+        raw[f.rel] = data
+        key = content_key(f.kind, data)
+        cached = cache.get(key) if cache else None
+        if isinstance(cached, FileSummary):
+            summaries[f.rel] = cached
+        else:
+            todo.append((f, key))
+
+    total = len(todo)
+    if progress:
+        progress("summarize", 0, total)
+    jobs = options.jobs or default_jobs()
+    if total >= POOL_THRESHOLD and jobs > 1:
+        ctx = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+        with ProcessPoolExecutor(max_workers=min(jobs, total), mp_context=ctx,
+                                 initializer=_init_worker, initargs=(catalog, analyzers)) as pool:
+            chunk = max(1, min(16, total // (jobs * 8) or 1))
+            results = pool.map(_summarize_encoded, [(f.kind, raw[f.rel]) for f, _ in todo], chunksize=chunk)
+            for i, ((f, key), payload) in enumerate(zip(todo, results), 1):
+                summaries[f.rel] = decode_entry_plain(payload)
+                if cache:
+                    cache.put_encoded(key, payload)
+                if progress:
+                    progress("summarize", i, total)
+    else:
+        for i, (f, key) in enumerate(todo, 1):
+            summary = summarize_file(f.kind, raw[f.rel], catalog, analyzers)
+            summaries[f.rel] = summary
+            if cache:
+                cache.put_encoded(key, encode_entry(summary))
+            if progress:
+                progress("summarize", i, total)
+
+    for rel in sorted(summaries):
+        s = summaries[rel]
+        if s.problem:
+            kind, message, line = s.problem
+            errors.append(Diagnostic(rel, kind, message, line))
+
+    python = {rel: s.module for rel, s in summaries.items() if s.module is not None}
+    index = ProjectIndex(python)
+    facts: dict[str, dict[str, Any]] = {}
+    for rel, s in summaries.items():
+        for name, value in s.facts.items():
+            facts.setdefault(name, {})[rel] = value
+    ctx = AnalysisContext(root=str(root), index=index, catalog=catalog, facts=facts,
+                          kinds={rel: s.kind for rel, s in summaries.items()},
+                          options=options.analyzer_options)
+    findings: list[Finding] = []
+    timings: dict[str, float] = {}
+    for analyzer in analyzers:
+        if progress:
+            progress(f"analyze:{analyzer.name}", 0, 1)
+        t0 = time.perf_counter()
+        findings.extend(analyzer.analyze(ctx))
+        timings[analyzer.name] = round(time.perf_counter() - t0, 4)
+
+    findings = [f for f in findings if not _suppressed(f, summaries)]
+    texts = _line_texts(findings, raw)
+    assign_fingerprints(findings, texts)
+    for f in findings:
+        f.excerpt = _excerpt(f, raw)
+    findings.sort(key=Finding.sort_key)
+    stats = {
+        "files": len(found.files),
+        "python_files": len(python),
+        "seconds": round(time.perf_counter() - started, 3),
+        "cache_hits": cache.hits if cache else 0,
+        "cache_misses": total,
+        "analyzer_seconds": timings,
+    }
+    result = ScanResult(root=str(root), findings=findings, errors=errors, stats=stats)
+    result.facts = {"index": index, "context": ctx}
+    return result
+
+
+def decode_entry_plain(payload: bytes) -> FileSummary:
+    import pickle
+
+    return pickle.loads(payload)
+
+
+def _suppressed(f: Finding, summaries: dict[str, FileSummary]) -> bool:
+    s = summaries.get(f.path)
+    if s is None:
+        return False
+    rules = s.suppressions.get(f.line)
+    if rules is None:
+        return False
+    return not rules or f.rule in rules
+
+
+def _line_texts(findings: list[Finding], raw: dict[str, bytes]) -> dict[tuple[str, int], str]:
+    out: dict[tuple[str, int], str] = {}
+    lines_of: dict[str, list[str]] = {}
+    for f in findings:
+        if f.path not in lines_of:
+            data = raw.get(f.path, b"")
+            lines_of[f.path] = data.decode("utf-8", "replace").splitlines()
+        lines = lines_of[f.path]
+        out[(f.path, f.line)] = lines[f.line - 1] if 0 < f.line <= len(lines) else ""
+    return out
+
+
+def _excerpt(f: Finding, raw: dict[str, bytes], context: int = 2) -> str:
+    lines = raw.get(f.path, b"").decode("utf-8", "replace").splitlines()
+    start = max(1, f.line - context)
+    end = min(len(lines), max(f.end_line, f.line) + context)
+    return "\n".join(f"{n:>5} | {lines[n - 1]}" for n in range(start, end + 1))

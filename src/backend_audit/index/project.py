@@ -1,0 +1,382 @@
+"""The project index: modules, imports, classes, functions and the call graph, across files.
+
+Built once per scan from the per-file summaries (never by re-parsing). Analyzers ask it to turn a
+module-relative ref (see `backend_audit.parsing.summary`) into a project-wide canonical ref:
+
+    index.resolve("shop.views", "@Cart().client.get()")   ->  "httpx.Client().get()"
+    index.resolve("shop.views", ".models.Book.objects")   ->  "shop.models.Book.objects"
+    index.resolve("shop.views", "@helper()")              ->  "shop.services.helper()"  (re-export)
+
+A canonical ref starts either with the qualified name of a project definition (module, class,
+function) or with an external dotted name (`requests.get`, `django.db.models.Model`), and keeps
+the `()` / `[]` markers of calls and subscripts. Refs to unknown locals keep their `$` head.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Iterator
+
+from backend_audit.parsing.summary import (
+    MODULE_SCOPE, CallSite, ClassSummary, FunctionSummary, ModuleSummary, Value,
+)
+
+_SEGMENT = re.compile(r"[^.\[\]()]+(?:\(\)|\[\])*")
+MAX_RESOLVE_DEPTH = 24
+
+
+def split_ref(ref: str) -> list[str]:
+    """`a.b().c[]` -> ["a", "b()", "c[]"]; `<locals>` and `<lambda:1:2>` stay whole."""
+    out: list[str] = []
+    depth = 0
+    cur = ""
+    for ch in ref:
+        if ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth -= 1
+        if ch == "." and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur)
+    return out
+
+
+def strip_markers(segment: str) -> tuple[str, str]:
+    """"get()[]" -> ("get", "()[]")."""
+    i = len(segment)
+    while i >= 2 and segment[i - 2: i] in ("()", "[]"):
+        i -= 2
+    return segment[:i], segment[i:]
+
+
+def _join(head: str, rest: list[str]) -> str:
+    return ".".join([head, *rest]) if rest else head
+
+
+def _text(key: str, kind: str) -> str:
+    return f"{key}()" if kind == "instance" else key
+
+
+@dataclass
+class FunctionInfo:
+    qualified: str
+    module: str
+    path: str
+    summary: FunctionSummary
+
+    @property
+    def is_async(self) -> bool:
+        return self.summary.is_async
+
+
+@dataclass
+class ClassInfo:
+    qualified: str
+    module: str
+    path: str
+    summary: ClassSummary
+    bases: list[str] = field(default_factory=list)  # canonical refs
+
+
+@dataclass
+class ResolvedCall:
+    site: CallSite
+    target: str | None  # canonical ref of the callee (project qualified name or external)
+    function: FunctionInfo | None  # the project function called, when the target is one
+
+
+class ProjectIndex:
+    def __init__(self, summaries: dict[str, ModuleSummary]):
+        """`summaries` maps each Python file's path (relative, `/` separators) to its summary."""
+        self.summaries = summaries
+        self.module_of: dict[str, str] = {}
+        self.path_of: dict[str, str] = {}
+        self.packages: set[str] = set()
+        self._assign_module_names()
+        self.functions: dict[str, FunctionInfo] = {}
+        self.classes: dict[str, ClassInfo] = {}
+        for path, summary in summaries.items():
+            module = self.module_of[path]
+            for qual, fn in summary.functions.items():
+                q = module if qual == MODULE_SCOPE else f"{module}.{qual}"
+                self.functions[q] = FunctionInfo(q, module, path, fn)
+            for qual, cls in summary.classes.items():
+                q = f"{module}.{qual}"
+                self.classes[q] = ClassInfo(q, module, path, cls)
+        for info in self.classes.values():
+            info.bases = [self.resolve(info.module, b) for b in info.summary.bases if b]
+        self._subclasses: dict[str, list[str]] | None = None
+        self._calls: dict[str, list[ResolvedCall]] = {}
+        self._callers: dict[str, list[tuple[str, ResolvedCall]]] | None = None
+
+    # ----- modules ---------------------------------------------------------------------------
+    def _assign_module_names(self) -> None:
+        paths = set(self.summaries)
+        init_dirs = {p.rsplit("/", 1)[0] if "/" in p else "" for p in paths if p.endswith("__init__.py")}
+        for path in paths:
+            parts = path[:-3].split("/") if path.endswith(".py") else path.split("/")
+            dirs = parts[:-1]
+            # climb while the directory is a package
+            start = len(dirs)
+            while start > 0 and "/".join(dirs[:start]) in init_dirs:
+                start -= 1
+            mod_parts = parts[start:]
+            is_init = mod_parts[-1] == "__init__"
+            if is_init:
+                mod_parts = mod_parts[:-1]
+            module = ".".join(mod_parts) or parts[-2] if mod_parts or len(parts) > 1 else parts[-1]
+            if not module:
+                module = "__init__"
+            self.module_of[path] = module
+            self.path_of.setdefault(module, path)
+            if is_init:
+                self.packages.add(module)
+            # also reachable by its full path (namespace packages, `src.` layouts)
+            full = ".".join(p for p in parts if p != "__init__")
+            self.path_of.setdefault(full, path)
+            if full.startswith("src."):
+                self.path_of.setdefault(full[4:], path)
+
+    def module_summary(self, module: str) -> ModuleSummary | None:
+        path = self.path_of.get(module)
+        return self.summaries.get(path) if path else None
+
+    def module_name(self, path: str) -> str:
+        return self.module_of[path]
+
+    def canonical_module(self, module: str) -> str:
+        path = self.path_of.get(module)
+        return self.module_of[path] if path else module
+
+    def _absolute(self, module: str, ref: str) -> str:
+        """Make a module-relative ref absolute (`@x`, `.x`)."""
+        if ref.startswith("@"):
+            return f"{module}.{ref[1:]}"
+        if ref.startswith("."):
+            level = len(ref) - len(ref.lstrip("."))
+            rest = ref[level:]
+            package = module if module in self.packages else module.rpartition(".")[0]
+            for _ in range(level - 1):
+                package = package.rpartition(".")[0]
+            return f"{package}.{rest}" if package and rest else (package or rest)
+        return ref
+
+    # ----- resolution ------------------------------------------------------------------------
+    def resolve(self, module: str, ref: str | None) -> str | None:
+        """The canonical ref of `ref` as written in `module` (see module docstring)."""
+        if ref is None:
+            return None
+        return self._resolve_cached(module, ref)
+
+    @lru_cache(maxsize=200_000)
+    def _resolve_cached(self, module: str, ref: str) -> str:
+        if ref.startswith("$"):
+            return ref
+        return self._canonical(self._absolute(module, ref), 0)
+
+    def _canonical(self, ref: str, depth: int) -> str:
+        if depth > MAX_RESOLVE_DEPTH:
+            return ref
+        segments = split_ref(ref)
+        mod_end = 0  # the longest prefix that names a project module
+        for i in range(len(segments), 0, -1):
+            if not strip_markers(segments[i - 1])[1] and ".".join(segments[:i]) in self.path_of:
+                mod_end = i
+                break
+        if mod_end == 0:
+            return ref  # external
+        key, kind = self.canonical_module(".".join(segments[:mod_end])), "module"
+        for i in range(mod_end, len(segments)):
+            name, markers = strip_markers(segments[i])
+            rest = segments[i + 1:]
+            step = self._member(kind, key, name, depth)
+            if step is None:
+                return _join(_text(key, kind) + "." + segments[i], rest)
+            key, kind = step
+            if kind == "ref":  # an alias of something else: substitute it and start over
+                return self._canonical(_join(key + markers, rest), depth + 1)
+            for j in range(0, len(markers), 2):
+                step = self._apply_marker(kind, key, markers[j:j + 2], depth)
+                if step is None:
+                    return _join(_text(key, kind) + markers[j:], rest)
+                key, kind = step
+                if kind == "ref":
+                    return self._canonical(_join(key + markers[j + 2:], rest), depth + 1)
+        return _text(key, kind)
+
+    def _member(self, kind: str, current: str, name: str, depth: int) -> tuple[str, str] | None:
+        """Look `name` up in a module, a class or an instance. Returns (ref, kind)."""
+        if kind == "module":
+            q = f"{current}.{name}"
+            if q in self.classes:
+                return q, "class"
+            if q in self.functions:
+                return q, "function"
+            summary = self.module_summary(current)
+            if summary is not None:
+                if name in summary.imports:
+                    return self._absolute(current, summary.imports[name]), "ref"
+                if name in summary.assigns:
+                    v = summary.assigns[name].value
+                    if v[0] == "ref" and v[1]:
+                        return self._absolute(current, v[1]), "ref"
+                    if v[0] == "call" and v[1]:
+                        return self._absolute(current, v[1]) + "()", "ref"
+                if q in self.path_of:
+                    return self.canonical_module(q), "module"
+                for star in summary.star_imports:
+                    base = self._absolute(current, star if not star.endswith(".") else star.rstrip("."))
+                    base = self.canonical_module(base)
+                    if base in self.path_of and base != current:
+                        found = self._member("module", base, name, depth + 1)
+                        if found is not None:
+                            return found
+            if q in self.path_of:
+                return self.canonical_module(q), "module"
+            return None
+        if kind in ("class", "instance"):
+            for cls in self.mro(current):
+                q = f"{cls}.{name}"
+                if q in self.functions:
+                    return q, "function"
+                if q in self.classes:
+                    return q, "class"
+                info = self.classes[cls]
+                attr = info.summary.attrs.get(name)
+                if attr is None and kind == "instance":
+                    attr = info.summary.instance_attrs.get(name)
+                if attr is not None:
+                    v = attr.value
+                    if v[0] == "ref" and v[1] and not v[1].startswith("$"):
+                        return self._absolute(info.module, v[1]), "ref"
+                    if v[0] == "call" and v[1] and not v[1].startswith("$"):
+                        return self._absolute(info.module, v[1]) + "()", "ref"
+                    if attr.annotation and not attr.annotation.startswith("$"):
+                        return self._absolute(info.module, attr.annotation) + "()", "ref"
+                    return None
+            return None
+        return None
+
+    def _apply_marker(self, kind: str, current: str, marker: str, depth: int) -> tuple[str, str] | None:
+        if marker == "()":
+            if kind == "class":
+                return current, "instance"
+            if kind == "function":
+                ret = self.return_ref(current)
+                if ret is not None:
+                    return ret, "ref"
+            return None
+        return None  # subscripts of project objects: unknown
+
+    def return_ref(self, function: str) -> str | None:
+        """What a project function returns, when every `return` agrees on one ref."""
+        info = self.functions.get(function)
+        if info is None or info.summary.is_async or info.summary.is_generator:
+            return None
+        refs = set()
+        for v in info.summary.returns:
+            if v[0] == "ref" and v[1] and not v[1].startswith("$"):
+                refs.add(v[1])
+            elif v[0] == "call" and v[1] and not v[1].startswith("$"):
+                refs.add(v[1] + "()")
+            else:
+                return None
+        if len(refs) != 1:
+            return None
+        return self._absolute(info.module, refs.pop())
+
+    # ----- classes ---------------------------------------------------------------------------
+    def mro(self, cls: str) -> list[str]:
+        """Project classes in method resolution order (depth-first, no duplicates)."""
+        out: list[str] = []
+        stack = [cls]
+        while stack:
+            c = stack.pop(0)
+            if c in out or c not in self.classes:
+                continue
+            out.append(c)
+            stack[0:0] = [b for b in self.classes[c].bases if b in self.classes]
+        return out
+
+    def ancestors(self, cls: str) -> set[str]:
+        """Every base, project or external, transitively (canonical refs)."""
+        seen: set[str] = set()
+        stack = [cls]
+        while stack:
+            c = stack.pop()
+            info = self.classes.get(c)
+            if info is None:
+                continue
+            for b in info.bases:
+                if b not in seen:
+                    seen.add(b)
+                    stack.append(b)
+        return seen
+
+    def is_subclass(self, cls: str, bases: str | tuple[str, ...] | frozenset[str] | set[str]) -> bool:
+        wanted = {bases} if isinstance(bases, str) else set(bases)
+        return cls in wanted or bool(self.ancestors(cls) & wanted)
+
+    def subclasses(self, bases: str | tuple[str, ...] | frozenset[str] | set[str]) -> list[str]:
+        """Project classes deriving (transitively) from any of `bases`."""
+        wanted = {bases} if isinstance(bases, str) else set(bases)
+        return [c for c in self.classes if self.ancestors(c) & wanted]
+
+    def class_of_instance(self, ref: str | None) -> str | None:
+        """`shop.models.Book()` -> `shop.models.Book` when that is a project class."""
+        if ref and ref.endswith("()") and ref[:-2] in self.classes:
+            return ref[:-2]
+        return None
+
+    # ----- functions and calls ----------------------------------------------------------------
+    def function_at(self, path: str, qualname: str) -> FunctionInfo | None:
+        module = self.module_of.get(path)
+        if module is None:
+            return None
+        return self.functions.get(module if qualname == MODULE_SCOPE else f"{module}.{qualname}")
+
+    def iter_functions(self) -> Iterator[FunctionInfo]:
+        return iter(self.functions.values())
+
+    def calls(self, function: str) -> list[ResolvedCall]:
+        """The call sites of a function with their callees resolved (memoised)."""
+        cached = self._calls.get(function)
+        if cached is not None:
+            return cached
+        info = self.functions.get(function)
+        out: list[ResolvedCall] = []
+        if info is not None:
+            for site in info.summary.calls:
+                target = self.resolve(info.module, site.ref) if site.ref else None
+                fn = self.functions.get(target) if target else None
+                if fn is None and target and target in self.classes:
+                    # calling a class runs its __init__
+                    init = self._member("class", target, "__init__", 0)
+                    if init and init[1] == "function":
+                        fn = self.functions.get(init[0])
+                out.append(ResolvedCall(site, target, fn))
+        self._calls[function] = out
+        return out
+
+    def callers(self, function: str) -> list[tuple[str, ResolvedCall]]:
+        """(caller qualified name, call) pairs for every project call of `function`."""
+        if self._callers is None:
+            self._callers = {}
+            for q in self.functions:
+                for call in self.calls(q):
+                    if call.function is not None:
+                        self._callers.setdefault(call.function.qualified, []).append((q, call))
+        return self._callers.get(function, [])
+
+    def resolve_value(self, module: str, value: Value) -> str | None:
+        """The canonical ref of a ("ref", r) or ("call", r, ...) descriptor (calls get `()`)."""
+        if value[0] == "ref" and value[1]:
+            return self.resolve(module, value[1])
+        if value[0] == "call" and value[1]:
+            return self.resolve(module, value[1] + "()")
+        return None

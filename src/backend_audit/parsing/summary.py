@@ -1,0 +1,697 @@
+"""The per-file summary: what the project index and the analyzers know of one Python file.
+
+Built by one pass over the standard-library `ast` of the file. It is a pure function of the file's
+text: nothing in it depends on the file's path or module name, so the cache can key it on content.
+
+Names are recorded as *refs*, dotted strings in which the head name has been resolved against
+the file's own bindings:
+
+* `requests.Session().get()`   an imported (absolute) name, `()` marks a call result / instance
+* `.models.Book.objects`       a relative import, leading dots as in Python's syntax
+* `@helper`, `@Cls.method`     a name bound at module level in this file (qualname after `@`);
+                               nested functions and lambdas are `@outer.<locals>.inner`,
+                               `@outer.<lambda:LINE:COL>`
+* `@Cls()`                     `self` inside a method of `Cls` (an instance of the class)
+* `$name.attr`                 a parameter or local variable whose value is not known
+* `builtins.open`              a builtin that the file does not shadow
+* `x[]`                        a subscript of x
+
+`ProjectIndex.resolve()` turns the module-relative forms into project-wide qualified names.
+
+Expressions that analyzers need in more detail are kept as *value descriptors* (see `describe`):
+small tuples such as ("const", 3), ("ref", "django.db.models.CASCADE"),
+("call", "django.db.models.ForeignKey", [args], {kwargs}), ("list", [...]), ("dict", [(k, v)...]),
+("fstr", [...]), ("binop", "+", left, right), ("?",).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from dataclasses import dataclass, field
+from typing import Any
+
+BUILTIN_NAMES = frozenset(dir(builtins))
+MAX_DESCRIBE_DEPTH = 6
+
+Value = tuple  # a value descriptor, see module docstring
+
+
+@dataclass
+class Param:
+    name: str
+    kind: str  # "posonly", "arg", "vararg", "kwonly", "kwarg"
+    annotation: str | None  # the annotation as a ref (or source text for complex ones)
+    default: Value | None
+
+
+@dataclass
+class CallSite:
+    ref: str | None
+    line: int
+    col: int  # 0-based, characters
+    end_line: int
+    end_col: int
+    awaited: bool
+    loop_depth: int  # enclosing for/while/comprehension loops inside the same function
+    args: list[Value]
+    kwargs: dict[str, Value]
+    star_kwargs: bool = False  # called with **something
+
+
+@dataclass
+class Decorator:
+    ref: str | None
+    args: list[Value]
+    kwargs: dict[str, Value]
+    is_call: bool
+
+
+@dataclass
+class FunctionSummary:
+    qualname: str
+    name: str
+    line: int
+    end_line: int
+    col: int
+    is_async: bool
+    decorators: list[Decorator]
+    params: list[Param]
+    class_qualname: str | None  # set for methods (the directly enclosing class)
+    parent: str | None  # the enclosing function's qualname, for nested defs and lambdas
+    calls: list[CallSite] = field(default_factory=list)
+    returns: list[Value] = field(default_factory=list)
+    is_lambda: bool = False
+    is_generator: bool = False
+    #: local name -> ref of the value it was (last) bound to, when known
+    bindings: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ClassAttr:
+    value: Value
+    line: int
+    annotation: str | None = None
+
+
+@dataclass
+class ClassSummary:
+    qualname: str
+    name: str
+    line: int
+    end_line: int
+    bases: list[str | None]
+    keywords: dict[str, Value]
+    decorators: list[Decorator]
+    #: class-body assignments (fields, Meta options, managers, `queryset = ...`)
+    attrs: dict[str, ClassAttr] = field(default_factory=dict)
+    #: `self.x = value` in any method: x -> value
+    instance_attrs: dict[str, ClassAttr] = field(default_factory=dict)
+    methods: list[str] = field(default_factory=list)  # function qualnames
+    nested_classes: list[str] = field(default_factory=list)  # class qualnames (e.g. Meta)
+    parent: str | None = None
+
+
+@dataclass
+class ModuleSummary:
+    """Everything about one Python file that the index and the generic analyses need."""
+
+    imports: dict[str, str] = field(default_factory=dict)  # local name -> ref
+    star_imports: list[str] = field(default_factory=list)
+    #: module-level `name = value` (aliases, clients, settings)
+    assigns: dict[str, ClassAttr] = field(default_factory=dict)
+    functions: dict[str, FunctionSummary] = field(default_factory=dict)
+    classes: dict[str, ClassSummary] = field(default_factory=dict)
+    #: `__all__` when it is a literal list
+    all_names: list[str] | None = None
+    #: comments of the form `# backend-audit: ignore[...]`: line -> rule ids (empty = all rules)
+    suppressions: dict[int, list[str]] = field(default_factory=dict)
+    line_count: int = 0
+
+
+MODULE_SCOPE = "<module>"
+
+
+def _dotted(node: ast.AST) -> str | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+class _Scope:
+    """Name bindings of one function (or the module)."""
+
+    __slots__ = ("func", "locals", "params", "class_ref", "class_qualname")
+
+    def __init__(self, func: FunctionSummary | None, class_qualname: str | None = None):
+        self.func = func
+        self.locals: dict[str, str] = {}
+        self.params: set[str] = set()
+        self.class_qualname = class_qualname
+
+
+class Summarizer(ast.NodeVisitor):
+    """One pass over a module's tree that fills a `ModuleSummary`."""
+
+    def __init__(self, tree: ast.Module, line_offsets: "LineIndex"):
+        self.summary = ModuleSummary()
+        self.lines = line_offsets
+        self.module_bound: set[str] = set()
+        self.scopes: list[_Scope] = []
+        self.class_stack: list[ClassSummary] = []
+        self.func_stack: list[FunctionSummary] = []
+        self.loop_depth: list[int] = [0]
+        self.awaited: set[int] = set()
+        #: ("class"|"func", qualname) of the enclosing definitions, innermost last
+        self.def_stack: list[tuple[str, str]] = []
+        self._collect_module_bindings(tree)
+        module_func = FunctionSummary(
+            qualname=MODULE_SCOPE, name=MODULE_SCOPE, line=1, end_line=max(1, line_offsets.count),
+            col=0, is_async=False, decorators=[], params=[], class_qualname=None, parent=None,
+        )
+        self.summary.functions[MODULE_SCOPE] = module_func
+        self.func_stack.append(module_func)
+        self.scopes.append(_Scope(module_func))
+        self.visit(tree)
+
+    # ----- names ---------------------------------------------------------------------------
+    def _collect_module_bindings(self, tree: ast.Module) -> None:
+        """Module-level names first, so a function can refer to a helper defined below it."""
+        for node in _toplevel_statements(tree.body):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self.module_bound.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    for n in ast.walk(t):
+                        if isinstance(n, ast.Name):
+                            self.module_bound.add(n.id)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        self.summary.imports[alias.asname] = alias.name
+                    else:
+                        head = alias.name.split(".")[0]
+                        self.summary.imports[head] = head
+            elif isinstance(node, ast.ImportFrom):
+                base = "." * (node.level or 0) + (node.module or "")
+                for alias in node.names:
+                    if alias.name == "*":
+                        self.summary.star_imports.append(base)
+                        continue
+                    sep = "" if base.endswith(".") or not base else "."
+                    self.summary.imports[alias.asname or alias.name] = f"{base}{sep}{alias.name}"
+
+    def name_ref(self, name: str) -> str:
+        for scope in reversed(self.scopes):
+            if scope.func is not None and scope.func.qualname == MODULE_SCOPE:
+                break
+            if name in scope.locals:
+                return scope.locals[name]
+            if name in scope.params:
+                return f"${name}"
+        if name in self.summary.imports:
+            return self.summary.imports[name]
+        if name in self.module_bound:
+            return f"@{name}"
+        if name in BUILTIN_NAMES:
+            return f"builtins.{name}"
+        return f"${name}"
+
+    def ref(self, node: ast.AST) -> str | None:
+        """The ref of an expression (names, attributes, calls, subscripts), else None."""
+        if isinstance(node, ast.Name):
+            return self.name_ref(node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.ref(node.value)
+            return None if base is None else f"{base}.{node.attr}"
+        if isinstance(node, ast.Call):
+            base = self.ref(node.func)
+            return None if base is None else f"{base}()"
+        if isinstance(node, ast.Subscript):
+            base = self.ref(node.value)
+            return None if base is None else f"{base}[]"
+        if isinstance(node, ast.Await):
+            return self.ref(node.value)
+        if isinstance(node, ast.Lambda):
+            return f"@{self._lambda_qualname(node)}"
+        return None
+
+    def describe(self, node: ast.AST | None, depth: int = 0) -> Value:
+        """A compact, picklable description of an expression (see module docstring)."""
+        if node is None:
+            return ("const", None)
+        if depth > MAX_DESCRIBE_DEPTH:
+            return ("?",)
+        if isinstance(node, ast.Constant):
+            v = node.value
+            if isinstance(v, (str, int, float, bool)) or v is None:
+                return ("const", v)
+            return ("?",)
+        if isinstance(node, ast.Call):
+            return (
+                "call", self.ref(node.func),
+                [self.describe(a, depth + 1) for a in node.args],
+                {k.arg: self.describe(k.value, depth + 1) for k in node.keywords if k.arg},
+            )
+        if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Lambda)):
+            r = self.ref(node)
+            return ("ref", r) if r else ("?",)
+        if isinstance(node, ast.Await):
+            return self.describe(node.value, depth)
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            return ("list", [self.describe(e, depth + 1) for e in node.elts])
+        if isinstance(node, ast.Dict):
+            return ("dict", [(self.describe(k, depth + 1) if k else ("?",), self.describe(v, depth + 1))
+                             for k, v in zip(node.keys, node.values)])
+        if isinstance(node, ast.JoinedStr):
+            return ("fstr", [self.describe(v.value if isinstance(v, ast.FormattedValue) else v, depth + 1)
+                             for v in node.values])
+        if isinstance(node, ast.BinOp):
+            return ("binop", type(node.op).__name__, self.describe(node.left, depth + 1),
+                    self.describe(node.right, depth + 1))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+            if isinstance(node.op, ast.USub) and isinstance(node.operand.value, (int, float)):
+                return ("const", -node.operand.value)
+        return ("?",)
+
+    def _annotation(self, node: ast.AST | None) -> str | None:
+        if node is None:
+            return None
+        r = self.ref(node)
+        if r is not None:
+            return r
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        try:
+            return ast.unparse(node)
+        except Exception:  # pragma: no cover - unparse of odd nodes
+            return None
+
+    # ----- definitions -----------------------------------------------------------------------
+    def _qualname(self, name: str) -> str:
+        if not self.def_stack:
+            return name
+        kind, outer = self.def_stack[-1]
+        return f"{outer}.{name}" if kind == "class" else f"{outer}.<locals>.{name}"
+
+    def _lambda_qualname(self, node: ast.Lambda) -> str:
+        func = self.func_stack[-1]
+        tag = f"<lambda:{node.lineno}:{node.col_offset}>"
+        return tag if func.qualname == MODULE_SCOPE else f"{func.qualname}.{tag}"
+
+    def _decorators(self, nodes: list[ast.expr]) -> list[Decorator]:
+        out = []
+        for d in nodes:
+            if isinstance(d, ast.Call):
+                out.append(Decorator(self.ref(d.func), [self.describe(a) for a in d.args],
+                                     {k.arg: self.describe(k.value) for k in d.keywords if k.arg}, True))
+            else:
+                out.append(Decorator(self.ref(d), [], {}, False))
+        return out
+
+    def _params(self, args: ast.arguments) -> list[Param]:
+        out: list[Param] = []
+        positional = args.posonlyargs + args.args
+        defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+        for i, a in enumerate(positional):
+            kind = "posonly" if i < len(args.posonlyargs) else "arg"
+            d = defaults[i]
+            out.append(Param(a.arg, kind, self._annotation(a.annotation), self.describe(d) if d else None))
+        if args.vararg:
+            out.append(Param(args.vararg.arg, "vararg", self._annotation(args.vararg.annotation), None))
+        for a, d in zip(args.kwonlyargs, args.kw_defaults):
+            out.append(Param(a.arg, "kwonly", self._annotation(a.annotation), self.describe(d) if d else None))
+        if args.kwarg:
+            out.append(Param(args.kwarg.arg, "kwarg", self._annotation(args.kwarg.annotation), None))
+        return out
+
+    def _enter_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> FunctionSummary:
+        is_lambda = isinstance(node, ast.Lambda)
+        if is_lambda:
+            qualname = self._lambda_qualname(node)
+            name = qualname.rsplit(".", 1)[-1]
+        else:
+            name = node.name
+            qualname = self._qualname(name)
+        in_class = not is_lambda and bool(self.def_stack) and self.def_stack[-1][0] == "class"
+        parent = self.func_stack[-1].qualname
+        func = FunctionSummary(
+            qualname=qualname, name=name, line=node.lineno, end_line=node.end_lineno or node.lineno,
+            col=node.col_offset, is_async=isinstance(node, ast.AsyncFunctionDef),
+            decorators=[] if is_lambda else self._decorators(node.decorator_list),
+            params=self._params(node.args),
+            class_qualname=self.def_stack[-1][1] if in_class else None,
+            parent=None if parent == MODULE_SCOPE else parent, is_lambda=is_lambda,
+        )
+        self.summary.functions[qualname] = func
+        if in_class:
+            self.summary.classes[self.def_stack[-1][1]].methods.append(qualname)
+        scope = _Scope(func, func.class_qualname)
+        for i, p in enumerate(func.params):
+            scope.params.add(p.name)
+            if p.annotation and p.annotation[:1] not in ("$",) and p.annotation not in ("str", "int"):
+                if _looks_like_type_ref(p.annotation):
+                    scope.locals[p.name] = f"{p.annotation}()"
+        if in_class and func.params:
+            first = func.params[0].name
+            deco_refs = {d.ref for d in func.decorators}
+            if "builtins.staticmethod" in deco_refs:
+                pass
+            elif "builtins.classmethod" in deco_refs:
+                scope.locals[first] = f"@{func.class_qualname}"
+            elif func.params[0].kind in ("posonly", "arg"):
+                scope.locals[first] = f"@{func.class_qualname}()"
+        if not is_lambda:
+            # the name is bound in the enclosing scope (nested defs become local bindings)
+            if parent != MODULE_SCOPE and not in_class:
+                self.scopes[-1].locals[name] = f"@{qualname}"
+        self.func_stack.append(func)
+        self.scopes.append(scope)
+        self.loop_depth.append(0)
+        self.def_stack.append(("func", qualname))
+        return func
+
+    def _exit_function(self) -> None:
+        scope = self.scopes.pop()
+        self.func_stack.pop()
+        self.def_stack.pop()
+        self.loop_depth.pop()
+        if scope.func is not None:
+            scope.func.bindings = {k: v for k, v in scope.locals.items() if not v.startswith("$")}
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        for d in node.decorator_list:
+            self.visit(d)
+        for d in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
+            self.visit(d)
+        self._enter_function(node)
+        for stmt in node.body:
+            self.visit(stmt)
+        self._exit_function()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._enter_function(node)
+        self.summary.functions[self.func_stack[-1].qualname].returns.append(self.describe(node.body))
+        self.visit(node.body)
+        self._exit_function()
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for d in node.decorator_list:
+            self.visit(d)
+        qualname = self._qualname(node.name)
+        parent_cls = self.def_stack[-1][1] if self.def_stack and self.def_stack[-1][0] == "class" else None
+        cls = ClassSummary(
+            qualname=qualname, name=node.name, line=node.lineno, end_line=node.end_lineno or node.lineno,
+            bases=[self.ref(b) for b in node.bases],
+            keywords={k.arg: self.describe(k.value) for k in node.keywords if k.arg},
+            decorators=self._decorators(node.decorator_list), parent=parent_cls,
+        )
+        if parent_cls:
+            self.class_stack[-1].nested_classes.append(qualname)
+        elif self.func_stack[-1].qualname != MODULE_SCOPE:
+            self.scopes[-1].locals[node.name] = f"@{qualname}"
+        self.summary.classes[qualname] = cls
+        self.class_stack.append(cls)
+        self.def_stack.append(("class", qualname))
+        for stmt in node.body:
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                for t in targets:
+                    if isinstance(t, ast.Name) and stmt.value is not None:
+                        ann = self._annotation(stmt.annotation) if isinstance(stmt, ast.AnnAssign) else None
+                        cls.attrs[t.id] = ClassAttr(self.describe(stmt.value), stmt.lineno, ann)
+                    elif isinstance(t, ast.Name) and isinstance(stmt, ast.AnnAssign):
+                        cls.attrs[t.id] = ClassAttr(("?",), stmt.lineno, self._annotation(stmt.annotation))
+                if stmt.value is not None:
+                    self.visit(stmt.value)
+            else:
+                self.visit(stmt)
+        self.class_stack.pop()
+        self.def_stack.pop()
+
+    # ----- statements ------------------------------------------------------------------------
+    def _bind(self, target: ast.AST, value: ast.AST | None) -> None:
+        scope = self.scopes[-1]
+        func = self.func_stack[-1]
+        if isinstance(target, ast.Name):
+            if func.qualname == MODULE_SCOPE:
+                if value is not None:
+                    self.summary.assigns[target.id] = ClassAttr(self.describe(value), target.lineno)
+                    if target.id == "__all__" and isinstance(value, (ast.List, ast.Tuple)):
+                        self.summary.all_names = [e.value for e in value.elts
+                                                  if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+                return
+            r = self.ref(value) if value is not None else None
+            scope.locals[target.id] = r if r is not None else f"${target.id}"
+        elif isinstance(target, ast.Attribute) and value is not None:
+            # self.x = value inside a method: an instance attribute of the class
+            if (isinstance(target.value, ast.Name) and scope.class_qualname
+                    and scope.locals.get(target.value.id) == f"@{scope.class_qualname}()"):
+                cls = self.summary.classes.get(scope.class_qualname)
+                if cls is not None:
+                    desc = self.describe(value)
+                    old = cls.instance_attrs.get(target.attr)
+                    if old is None or old.value == ("const", None) or old.value[0] == "?":
+                        cls.instance_attrs[target.attr] = ClassAttr(desc, target.lineno)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for elt in target.elts:
+                self._bind(elt.value if isinstance(elt, ast.Starred) else elt, None)
+        elif isinstance(target, ast.Starred):
+            self._bind(target.value, None)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.visit(node.value)
+        for t in node.targets:
+            self._visit_target(t)
+            self._bind(t, node.value)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+        self._visit_target(node.target)
+        if node.value is not None:
+            self._bind(node.target, node.value)
+        elif isinstance(node.target, ast.Name) and self.func_stack[-1].qualname != MODULE_SCOPE:
+            ann = self._annotation(node.annotation)
+            if ann and _looks_like_type_ref(ann):
+                self.scopes[-1].locals[node.target.id] = f"{ann}()"
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self.visit(node.value)
+        self._visit_target(node.target)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.visit(node.value)
+        self._bind(node.target, node.value)
+
+    def _visit_target(self, target: ast.AST) -> None:
+        """Calls inside assignment targets (`d[f()] = x`) still count."""
+        if not isinstance(target, ast.Name):
+            for child in ast.iter_child_nodes(target):
+                self.visit(child)
+
+    def _loop(self, node: ast.For | ast.AsyncFor | ast.While) -> None:
+        if isinstance(node, ast.While):
+            self.loop_depth[-1] += 1
+            self.visit(node.test)
+        else:
+            self.visit(node.iter)
+            it = self.ref(node.iter)
+            if isinstance(node.target, ast.Name):
+                self.scopes[-1].locals[node.target.id] = f"{it}[]" if it else f"${node.target.id}"
+            else:
+                self._bind(node.target, None)
+            self.loop_depth[-1] += 1
+        for stmt in node.body:
+            self.visit(stmt)
+        self.loop_depth[-1] -= 1
+        for stmt in node.orelse:
+            self.visit(stmt)
+
+    visit_For = visit_AsyncFor = visit_While = _loop
+
+    def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp) -> None:
+        gens = node.generators
+        self.visit(gens[0].iter)  # evaluated once, outside the loop
+        self.loop_depth[-1] += 1
+        saved = dict(self.scopes[-1].locals)
+        for i, gen in enumerate(gens):
+            if i:
+                self.visit(gen.iter)
+            it = self.ref(gen.iter)
+            if isinstance(gen.target, ast.Name):
+                self.scopes[-1].locals[gen.target.id] = f"{it}[]" if it else f"${gen.target.id}"
+            else:
+                self._bind(gen.target, None)
+            for cond in gen.ifs:
+                self.visit(cond)
+        if isinstance(node, ast.DictComp):
+            self.visit(node.key)
+            self.visit(node.value)
+        else:
+            self.visit(node.elt)
+        self.loop_depth[-1] -= 1
+        self.scopes[-1].locals = saved
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
+
+    def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
+        for item in node.items:
+            self.visit(item.context_expr)
+            if item.optional_vars is not None:
+                r = self.ref(item.context_expr)
+                if isinstance(item.optional_vars, ast.Name):
+                    # `with open(p) as f`: f is what __enter__ returns; for most clients, the object
+                    self.scopes[-1].locals[item.optional_vars.id] = r if r else f"${item.optional_vars.id}"
+                else:
+                    self._bind(item.optional_vars, None)
+        for stmt in node.body:
+            self.visit(stmt)
+
+    visit_AsyncWith = visit_With
+
+    def visit_Return(self, node: ast.Return) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+            self.func_stack[-1].returns.append(self.describe(node.value))
+
+    def visit_Yield(self, node: ast.Yield | ast.YieldFrom) -> None:
+        self.func_stack[-1].is_generator = True
+        self.generic_visit(node)
+
+    visit_YieldFrom = visit_Yield
+
+    def visit_Global(self, node: ast.Global) -> None:
+        for name in node.names:
+            self.scopes[-1].locals.pop(name, None)
+
+    # ----- expressions -----------------------------------------------------------------------
+    def visit_Await(self, node: ast.Await) -> None:
+        self.awaited.add(id(node.value))
+        self.visit(node.value)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self.visit(node.func)
+        for a in node.args:
+            self.visit(a)
+        for k in node.keywords:
+            self.visit(k.value)
+        line, col = node.lineno, self.lines.char_col(node.lineno, node.col_offset)
+        end_line = node.end_lineno or line
+        end_col = self.lines.char_col(end_line, node.end_col_offset or node.col_offset)
+        self.func_stack[-1].calls.append(CallSite(
+            ref=self.ref(node.func), line=line, col=col, end_line=end_line, end_col=end_col,
+            awaited=id(node) in self.awaited, loop_depth=self.loop_depth[-1],
+            args=[self.describe(a) for a in node.args],
+            kwargs={k.arg: self.describe(k.value) for k in node.keywords if k.arg},
+            star_kwargs=any(k.arg is None for k in node.keywords),
+        ))
+
+
+def _looks_like_type_ref(annotation: str) -> bool:
+    head = annotation.split(".")[0]
+    return bool(head) and (head[0] in "@." or head[0].isalpha()) and "[" not in annotation \
+        and not annotation.startswith("builtins.") and " " not in annotation and "|" not in annotation
+
+
+def _toplevel_statements(body: list[ast.stmt]):
+    """Module-level statements, looking inside if/try blocks (conditional imports)."""
+    for node in body:
+        yield node
+        if isinstance(node, ast.If):
+            yield from _toplevel_statements(node.body)
+            yield from _toplevel_statements(node.orelse)
+        elif isinstance(node, ast.Try):
+            yield from _toplevel_statements(node.body)
+            for h in node.handlers:
+                yield from _toplevel_statements(h.body)
+            yield from _toplevel_statements(node.orelse)
+            yield from _toplevel_statements(node.finalbody)
+
+
+class LineIndex:
+    """Convert the `ast` UTF-8 byte columns to character columns, cheaply for ASCII lines."""
+
+    __slots__ = ("_lines", "count")
+
+    def __init__(self, text: str):
+        self._lines = text.splitlines()
+        self.count = len(self._lines)
+
+    def char_col(self, line: int, byte_col: int) -> int:
+        if 0 < line <= self.count:
+            s = self._lines[line - 1]
+            if not s.isascii():
+                return len(s.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
+        return byte_col
+
+    def line(self, line: int) -> str:
+        return self._lines[line - 1] if 0 < line <= self.count else ""
+
+
+def summarize_module(tree: ast.Module, text: str, lines: LineIndex | None = None) -> ModuleSummary:
+    lines = lines or LineIndex(text)
+    summary = Summarizer(tree, lines).summary
+    summary.line_count = lines.count
+    summary.suppressions = find_suppressions(text)
+    return summary
+
+
+def find_suppressions(text: str) -> dict[int, list[str]]:
+    """`# backend-audit: ignore` / `# backend-audit: ignore[BA101, BA102]` comments by line."""
+    out: dict[int, list[str]] = {}
+    if "backend-audit:" not in text:
+        return out
+    import re
+
+    pattern = re.compile(r"#\s*backend-audit:\s*ignore(?:\[([A-Za-z0-9_,\s]*)\])?")
+    for i, line in enumerate(text.splitlines(), 1):
+        if "backend-audit:" in line:
+            m = pattern.search(line)
+            if m:
+                out[i] = [r.strip().upper() for r in (m.group(1) or "").split(",") if r.strip()]
+    return out
+
+
+def iter_values(value: Value):
+    """Every descriptor nested in `value`, itself included (for analyzers' searches)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        yield v
+        kind = v[0]
+        if kind == "call":
+            stack.extend(v[2])
+            stack.extend(v[3].values())
+        elif kind in ("list", "fstr"):
+            stack.extend(v[1])
+        elif kind == "dict":
+            for k, val in v[1]:
+                stack.append(k)
+                stack.append(val)
+        elif kind == "binop":
+            stack.append(v[2])
+            stack.append(v[3])
+
+
+def const_value(value: Value | None, default: Any = None) -> Any:
+    """The Python value of a ("const", x) descriptor (lists of constants too), else `default`."""
+    if value is None:
+        return default
+    if value[0] == "const":
+        return value[1]
+    if value[0] == "list":
+        items = [const_value(v, _MISSING) for v in value[1]]
+        return default if any(i is _MISSING for i in items) else items
+    return default
+
+
+_MISSING = object()
