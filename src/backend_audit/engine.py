@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any, Callable
 from backend_audit import __version__
 from backend_audit.analyzers import all_analyzers
 from backend_audit.analyzers.base import AnalysisContext, Analyzer, FileUnit
-from backend_audit.cache import SummaryCache, content_key, decode_entry, encode_entry
+from backend_audit.cache import SummaryCache, content_key, encode_entry
 from backend_audit.catalog import Catalog
 from backend_audit.discovery import DEFAULT_EXCLUDES, DEFAULT_MAX_BYTES, SourceFile, discover
 from backend_audit.findings import Diagnostic, Finding, ScanResult, assign_fingerprints
@@ -93,6 +94,23 @@ def _summarize_encoded(job: tuple[str, bytes]) -> bytes:
 ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
 
 
+_CODE_DIGEST: list[str] = []
+
+
+def code_digest() -> str:
+    """A digest of the package's own code: a changed analyzer never reads another build's cache."""
+    if not _CODE_DIGEST:
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=6)
+        package = Path(__file__).resolve().parent
+        for path in sorted(package.rglob("*.py")):
+            h.update(path.relative_to(package).as_posix().encode())
+            h.update(path.read_bytes())
+        _CODE_DIGEST.append(h.hexdigest())
+    return _CODE_DIGEST[0]
+
+
 def default_jobs() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -111,7 +129,7 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
     cache = None
     if options.use_cache:
         cache_dir = Path(options.cache_dir or os.environ.get("BACKEND_AUDIT_CACHE_DIR") or root / ".backend_audit_cache")
-        cache = SummaryCache(cache_dir, __version__, catalog.digest)
+        cache = SummaryCache(cache_dir, f"{__version__}-{code_digest()}", catalog.digest)
 
     summaries: dict[str, FileSummary] = {}
     raw: dict[str, bytes] = {}
@@ -142,7 +160,7 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
             chunk = max(1, min(16, total // (jobs * 8) or 1))
             results = pool.map(_summarize_encoded, [(f.kind, raw[f.rel]) for f, _ in todo], chunksize=chunk)
             for i, ((f, key), payload) in enumerate(zip(todo, results), 1):
-                summaries[f.rel] = decode_entry_plain(payload)
+                summaries[f.rel] = pickle.loads(payload)
                 if cache:
                     cache.put_encoded(key, payload)
                 if progress:
@@ -197,12 +215,6 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
     result = ScanResult(root=str(root), findings=findings, errors=errors, stats=stats)
     result.facts = {"index": index, "context": ctx}
     return result
-
-
-def decode_entry_plain(payload: bytes) -> FileSummary:
-    import pickle
-
-    return pickle.loads(payload)
 
 
 def _suppressed(f: Finding, summaries: dict[str, FileSummary]) -> bool:
