@@ -281,9 +281,10 @@ class Summarizer(ast.NodeVisitor):
         return ("?",)
 
     def _annotation(self, node: ast.AST | None) -> str | None:
+        """A plain type annotation as a ref; a generic one (`Mapped[list["Book"]]`) as source text."""
         if node is None:
             return None
-        r = self.ref(node)
+        r = None if isinstance(node, ast.Subscript) else self.ref(node)
         if r is not None:
             return r
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
