@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backend_audit import __version__
-from backend_audit.analyzers import all_analyzers
+from backend_audit.analyzers import REGISTRY, all_analyzers
 from backend_audit.analyzers.base import AnalysisContext, Analyzer, FileUnit
 from backend_audit.cache import SummaryCache, content_key, encode_entry
 from backend_audit.catalog import Catalog
@@ -35,6 +35,7 @@ class FileSummary:
     facts: dict[str, Any] = field(default_factory=dict)
     problem: tuple[str, str, int | None] | None = None  # (kind, message, line)
     suppressions: dict[int, list[str]] = field(default_factory=dict)
+    collect_errors: list[tuple[str, str]] = field(default_factory=list)  # (analyzer, message)
 
 
 @dataclass
@@ -79,7 +80,13 @@ def summarize_file(kind: str, data: bytes, catalog: Catalog, analyzers: list[Ana
         result.suppressions = find_suppressions(text)
     unit = FileUnit(kind=kind, text=text, lines=lines, catalog=catalog, tree=tree, module=result.module)
     for analyzer in analyzers:
-        facts = analyzer.collect(unit)
+        try:
+            facts = analyzer.collect(unit)
+        except Exception as exc:  # a collector bug must not lose the file for the other analyzers
+            if os.environ.get("BACKEND_AUDIT_DEBUG"):
+                raise
+            result.collect_errors.append((analyzer.name, f"{type(exc).__name__}: {exc}"))
+            continue
         if facts is not None:
             result.facts[analyzer.name] = facts
     return result
@@ -118,10 +125,22 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _project_key(options: ScanOptions, catalog: Catalog, analyzer_names: list[str],
+                 keys: list[tuple[str, str]]) -> str:
+    """Everything the findings of a scan depend on: the files' contents, code, catalog, options."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=20)
+    h.update(f"{__version__}|{code_digest()}|{catalog.digest}|{','.join(analyzer_names)}|".encode())
+    h.update(repr(sorted(options.analyzer_options.items(), key=lambda kv: kv[0])).encode())
+    for rel, key in keys:
+        h.update(f"\0{rel}\0{key}".encode())
+    return "project-" + h.hexdigest()
+
+
 def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = None,
          analyzers: list[Analyzer] | None = None) -> ScanResult:
     started = time.perf_counter()
-    analyzers = all_analyzers() if analyzers is None else analyzers
     found = discover(options.paths, exclude=options.exclude, max_bytes=options.max_file_bytes)
     root = found.root
     errors: list[Diagnostic] = list(found.diagnostics)
@@ -131,9 +150,8 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
         cache_dir = Path(options.cache_dir or os.environ.get("BACKEND_AUDIT_CACHE_DIR") or root / ".backend_audit_cache")
         cache = SummaryCache(cache_dir, f"{__version__}-{code_digest()}", catalog.digest)
 
-    summaries: dict[str, FileSummary] = {}
     raw: dict[str, bytes] = {}
-    todo: list[tuple[SourceFile, str]] = []
+    keys: list[tuple[SourceFile, str]] = []
     for f in found.files:
         try:
             data = f.path.read_bytes()
@@ -142,7 +160,24 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
             errors.append(Diagnostic(f.rel, kind, f"cannot read: {exc.strerror or exc}"))
             continue
         raw[f.rel] = data
-        key = content_key(f.kind, data)
+        keys.append((f, content_key(f.kind, data)))
+
+    # an unchanged project: the findings are a pure function of what the key covers
+    names = [a.name for a in analyzers] if analyzers is not None else sorted(REGISTRY)
+    project_key = _project_key(options, catalog, names, [(f.rel, k) for f, k in keys])
+    if cache is not None:
+        hit = cache.get(project_key)
+        if isinstance(hit, CachedProject):
+            stats = {"files": len(found.files), "python_files": hit.python_files,
+                     "seconds": round(time.perf_counter() - started, 3), "cache_hits": len(keys),
+                     "cache_misses": 0, "analyzer_seconds": {}, "project_cache": True}
+            return ScanResult(root=str(root), findings=hit.findings, errors=errors + hit.errors,
+                              stats=stats, facts=dict(hit.facts))
+
+    analyzers = all_analyzers() if analyzers is None else analyzers
+    summaries: dict[str, FileSummary] = {}
+    todo: list[tuple[SourceFile, str]] = []
+    for f, key in keys:
         cached = cache.get(key) if cache else None
         if isinstance(cached, FileSummary):
             summaries[f.rel] = cached
@@ -174,11 +209,14 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
             if progress:
                 progress("summarize", i, total)
 
+    file_errors: list[Diagnostic] = []
     for rel in sorted(summaries):
         s = summaries[rel]
         if s.problem:
             kind, message, line = s.problem
-            errors.append(Diagnostic(rel, kind, message, line))
+            file_errors.append(Diagnostic(rel, kind, message, line))
+        for name, message in s.collect_errors:
+            file_errors.append(Diagnostic(rel, "analyzer-error", f"{name} could not read this file: {message}"))
 
     python = {rel: s.module for rel, s in summaries.items() if s.module is not None}
     index = ProjectIndex(python)
@@ -195,7 +233,13 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
         if progress:
             progress(f"analyze:{analyzer.name}", 0, 1)
         t0 = time.perf_counter()
-        findings.extend(analyzer.analyze(ctx))
+        try:
+            findings.extend(analyzer.analyze(ctx))
+        except Exception as exc:  # one broken analyzer must not hide the others' findings
+            if os.environ.get("BACKEND_AUDIT_DEBUG"):
+                raise
+            file_errors.append(Diagnostic("<scan>", "analyzer-error",
+                                          f"the {analyzer.name} analyzer failed: {type(exc).__name__}: {exc}"))
         timings[analyzer.name] = round(time.perf_counter() - t0, 4)
 
     findings = [f for f in findings if not _suppressed(f, summaries)]
@@ -212,9 +256,49 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
         "cache_misses": total,
         "analyzer_seconds": timings,
     }
-    result = ScanResult(root=str(root), findings=findings, errors=errors, stats=stats)
-    result.facts = {"index": index, "context": ctx}
-    return result
+    about = project_facts(index, ctx)
+    if cache is not None:
+        cache.put_encoded(project_key, encode_entry(CachedProject(findings, file_errors, len(python), about)))
+    return ScanResult(root=str(root), findings=findings, errors=errors + file_errors, stats=stats, facts=about)
+
+
+@dataclass
+class CachedProject:
+    """The outcome of a whole scan, stored under the project key."""
+
+    findings: list[Finding]
+    errors: list[Diagnostic]
+    python_files: int
+    facts: dict[str, Any]
+
+
+#: import prefixes that tell which stack a project uses (for the advisor's project facts)
+_FRAMEWORK_IMPORTS = {
+    "django": "Django", "rest_framework": "Django REST framework", "flask": "Flask", "fastapi": "FastAPI",
+    "starlette": "Starlette", "sqlalchemy": "SQLAlchemy", "alembic": "Alembic", "aiohttp": "aiohttp",
+    "celery": "Celery", "asyncpg": "asyncpg", "psycopg2": "psycopg2", "psycopg": "psycopg",
+    "pymysql": "PyMySQL", "redis": "redis-py", "channels": "Django Channels", "jinja2": "Jinja2",
+}
+
+
+def project_facts(index: ProjectIndex, ctx: AnalysisContext) -> dict[str, Any]:
+    """JSON-ready facts about the scanned project: frameworks in use, async code, file counts."""
+    frameworks: set[str] = set()
+    async_functions = 0
+    for summary in index.summaries.values():
+        for target in summary.imports.values():
+            head = target.split(".", 1)[0]
+            if head in _FRAMEWORK_IMPORTS:
+                frameworks.add(_FRAMEWORK_IMPORTS[head])
+        async_functions += sum(1 for f in summary.functions.values() if f.is_async)
+    kinds = list(ctx.kinds.values())
+    return {
+        "frameworks": sorted(frameworks),
+        "async_functions": async_functions,
+        "python_files": kinds.count("python"),
+        "sql_files": kinds.count("sql"),
+        "template_files": kinds.count("template"),
+    }
 
 
 def _suppressed(f: Finding, summaries: dict[str, FileSummary]) -> bool:

@@ -1,0 +1,96 @@
+"""The per-file summary: refs, call sites, nested functions, awaited and loop facts."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+from backend_audit.parsing.summary import const_value, find_suppressions, summarize_module
+
+
+def summarize(text: str):
+    text = textwrap.dedent(text)
+    return summarize_module(ast.parse(text), text)
+
+
+def test_refs_substitute_imports_locals_and_params():
+    s = summarize("""
+        import requests
+        from .db import query as q
+
+        async def view(request, limit: int = 10):
+            s = requests.Session()
+            s.get("/x")
+            q(request.GET["id"])
+            await other()
+    """)
+    fn = s.functions["view"]
+    refs = [c.ref for c in fn.calls]
+    assert refs == ["requests.Session", "requests.Session().get", ".db.query", "$other"]
+    assert fn.is_async
+    assert [c.awaited for c in fn.calls][-1] is True
+    assert fn.calls[2].args == [("ref", "$request.GET[]")]
+    assert fn.params[1].default == ("const", 10)
+
+
+def test_nested_defs_and_lambdas_own_their_calls():
+    s = summarize("""
+        import asyncio, time
+
+        async def handler():
+            def work():
+                time.sleep(1)
+            await asyncio.to_thread(work)
+            await asyncio.to_thread(lambda: time.sleep(2))
+    """)
+    assert [c.ref for c in s.functions["handler.<locals>.work"].calls] == ["time.sleep"]
+    outer = s.functions["handler"]
+    assert outer.calls[0].args == [("ref", "@handler.<locals>.work")]
+    lam = [q for q in s.functions if "<lambda" in q]
+    assert len(lam) == 1 and s.functions[lam[0]].parent == "handler"
+    assert all(c.ref != "time.sleep" for c in outer.calls)
+
+
+def test_loop_depth_counts_loops_and_comprehensions():
+    s = summarize("""
+        def f(rows):
+            load()
+            for r in rows:
+                touch(r)
+            [g(x) for x in rows]
+    """)
+    depth = {c.ref: c.loop_depth for c in s.functions["f"].calls}
+    assert depth == {"$load": 0, "$touch": 1, "$g": 1}
+
+
+def test_class_attrs_and_instance_attrs():
+    s = summarize("""
+        from django.db import models
+        import httpx
+
+        class Book(models.Model):
+            title = models.CharField(max_length=10, db_index=True)
+
+            class Meta:
+                ordering = ["-title"]
+
+            def __init__(self):
+                self.client = httpx.Client()
+    """)
+    book = s.classes["Book"]
+    field = book.attrs["title"].value
+    assert field[0] == "call" and field[1] == "django.db.models.CharField"
+    assert const_value(field[3]["db_index"]) is True
+    assert const_value(s.classes["Book.Meta"].attrs["ordering"].value) == ["-title"]
+    assert book.instance_attrs["client"].value[1] == "httpx.Client"
+
+
+def test_columns_are_characters_not_bytes():
+    s = summarize("x = 'é'; f()\n")
+    call = s.functions["<module>"].calls[0]
+    assert call.col == 9  # `ast` says 10: the é is one character but two bytes
+
+
+def test_suppression_comments():
+    text = "a()  # backend-audit: ignore[BA101, ba402]\nb()  # backend-audit: ignore\nc()\n"
+    assert find_suppressions(text) == {1: ["BA101", "BA402"], 2: []}
