@@ -155,6 +155,9 @@ class _Scope:
         self.class_qualname = class_qualname
 
 
+_DISPATCH: dict[type, dict[type, Any]] = {}
+
+
 class Summarizer(ast.NodeVisitor):
     """One pass over a module's tree that fills a `ModuleSummary`."""
 
@@ -178,6 +181,63 @@ class Summarizer(ast.NodeVisitor):
         self.func_stack.append(module_func)
         self.scopes.append(_Scope(module_func))
         self.visit(tree)
+
+    # ----- traversal -----------------------------------------------------------------------
+    def visit(self, node: ast.AST) -> None:
+        """`NodeVisitor.visit` with the method lookup cached per (visitor class, node type)."""
+        cls = type(self)
+        table = _DISPATCH.get(cls)
+        if table is None:
+            table = _DISPATCH[cls] = {}
+        method = table.get(type(node))
+        if method is None:
+            method = table[type(node)] = getattr(cls, "visit_" + type(node).__name__, cls.generic_visit)
+        method(self, node)
+
+    def _visit_nothing(self, node: ast.AST) -> None:
+        pass
+
+    visit_Name = visit_Constant = visit_Import = visit_ImportFrom = visit_Pass = _visit_nothing
+    visit_Break = visit_Continue = visit_Nonlocal = _visit_nothing
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        self.visit(node.value)
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        self.visit(node.value)
+
+    def visit_If(self, node: ast.If) -> None:
+        self.visit(node.test)
+        for stmt in node.body:
+            self.visit(stmt)
+        for stmt in node.orelse:
+            self.visit(stmt)
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        self.visit(node.left)
+        for c in node.comparators:
+            self.visit(c)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        self.visit(node.value)
+        self.visit(node.slice)
+
+    def _visit_elts(self, node: ast.Tuple | ast.List | ast.Set) -> None:
+        for e in node.elts:
+            self.visit(e)
+
+    visit_Tuple = visit_List = visit_Set = _visit_elts
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        self.visit(node.left)
+        self.visit(node.right)
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> None:
+        for v in node.values:
+            self.visit(v)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
+        self.visit(node.operand)
 
     # ----- names ---------------------------------------------------------------------------
     def _collect_module_bindings(self, tree: ast.Module) -> None:
