@@ -12,11 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 MAGIC = b"BACB1"
+#: cache folders of other versions/builds/catalogs kept besides the current one
+KEEP_OTHER_VERSIONS = 2
 CACHEDIR_TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# backend-audit cache; safe to delete.\n"
 
 
@@ -54,13 +57,7 @@ class SummaryCache:
         target = self._path(key)
         try:
             if not self._ready:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                tag = self.base / "CACHEDIR.TAG"
-                if not tag.exists():
-                    tag.write_text(CACHEDIR_TAG)
-                gitignore = self.base / ".gitignore"
-                if not gitignore.exists():
-                    gitignore.write_text("*\n")
+                self._prepare()
                 self._ready = True
             target.parent.mkdir(exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
@@ -76,6 +73,48 @@ class SummaryCache:
                 raise
         except OSError:
             self.write_errors += 1  # a read-only cache folder slows the next run; it never fails this one
+
+
+    def _prepare(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # the folder marks itself: backup tools skip it (CACHEDIR.TAG), git never sees it
+        _write_new(self.base / "CACHEDIR.TAG", CACHEDIR_TAG)
+        _write_new(self.base / ".gitignore", "*\n")
+        try:
+            os.utime(self.directory)
+        except OSError:
+            pass
+        self._prune_old_versions()
+
+    def _prune_old_versions(self) -> None:
+        """Entries of another version, build or catalog are never read again: keep the few most
+        recently used (to switch back and forth between branches), delete the rest. A run that
+        still uses a deleted folder only loses its cache hits; it never fails."""
+        try:
+            others = [p for p in self.base.iterdir()
+                      if p.is_dir() and p.name.startswith("v") and p.name != self.directory.name]
+            others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        except OSError:
+            return
+        for old in others[KEEP_OTHER_VERSIONS:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create `path` whole (write a temporary file, rename it into place) unless it exists."""
+    if path.exists():
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def encode_entry(value: Any) -> bytes:

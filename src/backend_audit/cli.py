@@ -7,6 +7,7 @@ configuration or internal error. Results go to stdout (or --output), everything 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -28,7 +29,7 @@ class AuditError(click.ClickException):
 
 
 class DefaultGroup(click.Group):
-    """`backend-audit PATHS` runs the scan; `backend-audit rules` is the only subcommand."""
+    """`backend-audit PATHS` runs the scan; `rules` and `github-comment` are subcommands."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or args[0] not in self.commands or args[0] in ("--help", "-h"):
@@ -45,6 +46,24 @@ def main() -> None:
     Run `backend-audit [OPTIONS] [PATHS]...` to scan (default: the current folder), or
     `backend-audit rules [RULE]` for the rule documentation.
     """
+    _quiet_library_logging()
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 terminal gets \u escapes, not a crash
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
+
+
+def _quiet_library_logging() -> None:
+    """Libraries we use log warnings about the code they parse (sqlglot: "unsupported syntax,
+    falling back..."); without a handler Python prints them to stderr, one per odd SQL string.
+    Our own messages go through click; theirs are kept for BACKEND_AUDIT_DEBUG=1."""
+    import logging
+
+    if not os.environ.get("BACKEND_AUDIT_DEBUG"):
+        root = logging.getLogger()
+        if not root.handlers:
+            root.addHandler(logging.NullHandler())
 
 
 def _use_color(stream) -> bool:
@@ -98,39 +117,85 @@ def scan_command(paths: tuple[str, ...], fmt: str | None, output: str | None, se
 
 
 def _split_codes(values: tuple[str, ...]) -> list[str]:
-    return [c.strip() for v in values for c in v.split(",") if c.strip()]
+    """`--select BA1,ba401 --select blocking-io` -> ["BA1", "BA401", "blocking-io"]."""
+    codes = [c.strip() for v in values for c in v.split(",") if c.strip()]
+    return [c.upper() if re.fullmatch(r"(?i)ba\d*|all", c) else c for c in codes]
 
 
 def _run_scan(*, paths, fmt, output, select, ignore, fail_on, exit_zero, no_llm, model, max_llm_tokens,
               config_file, baseline, write_baseline, diff_base, no_cache, cache_dir, jobs, quiet,
               no_report) -> int:
     from backend_audit.catalog import CatalogError, load_catalog
-    from backend_audit.config import _check_rule_codes
+    from backend_audit.config import check_known_rules, check_rule_codes
     from backend_audit.discovery import DEFAULT_EXCLUDES, DEFAULT_MAX_BYTES, UsageError
     from backend_audit.engine import ScanOptions, scan
-    from backend_audit.filters import apply_severity_overrides, exit_code, select_findings
-    from backend_audit.output import OutputError, write_output
+    from backend_audit.filters import apply_severity_overrides, drop_per_file_ignores, exit_code, select_findings
+    from backend_audit.output import OutputError, check_writable, write_output
     from backend_audit.renderers import render
 
     path_list = list(paths) or ["."]
+    if output == "-":  # the usual spelling of "standard output"
+        output = None
     for p in path_list:
         if not os.path.lexists(p):
             raise AuditError(f"path does not exist: {p}")
+    cli_select, cli_ignore = _split_codes(select), _split_codes(ignore)
+    for codes, flag in ((cli_select, "--select"), (cli_ignore, "--ignore")):
+        try:
+            check_rule_codes(codes, flag, "command line")
+        except ConfigError as exc:
+            raise AuditError(str(exc)) from None
     cfg: Config = load_config(config_file, Path(path_list[0]))
-    select_codes = _check_rule_codes(_split_codes(select), "--select", "command line") or cfg.select
-    ignore_codes = _check_rule_codes(_split_codes(ignore), "--ignore", "command line") or cfg.ignore
+    select_codes = cli_select or cfg.select
+    ignore_codes = cli_ignore or cfg.ignore
     fmt = fmt or cfg.format
     try:
         catalog = load_catalog(tuple(cfg.extend_catalogs))
     except CatalogError as exc:
         raise AuditError(f"bad catalog: {exc}") from None
+    for codes, flag in ((cli_select, "--select"), (cli_ignore, "--ignore")):
+        try:
+            check_known_rules(codes, catalog.rules, flag, "command line")
+        except ConfigError as exc:
+            raise AuditError(str(exc)) from None
+    check_known_rules(cfg.select, catalog.rules, "select", cfg.source or "configuration")
+    check_known_rules(cfg.ignore, catalog.rules, "ignore", cfg.source or "configuration")
+    check_known_rules(list(cfg.severity), catalog.rules, "severity", cfg.source or "configuration")
+    for pattern, codes in cfg.per_file_ignores.items():
+        check_known_rules(codes, catalog.rules, f"per-file-ignores.{pattern}", cfg.source or "configuration")
     excludes = tuple(cfg.exclude) if cfg.exclude is not None else DEFAULT_EXCLUDES
     options = ScanOptions(
         paths=path_list, exclude=excludes + tuple(cfg.extend_exclude),
         max_file_bytes=cfg.max_file_bytes or DEFAULT_MAX_BYTES,
         jobs=jobs if jobs is not None else (cfg.jobs or 0), use_cache=not no_cache,
-        cache_dir=cache_dir or cfg.cache_dir, analyzer_options=cfg.analyzers,
+        cache_dir=cache_dir or os.environ.get("BACKEND_AUDIT_CACHE_DIR") or cfg.cache_dir, analyzer_options=cfg.analyzers,
     )
+    # everything that can fail on bad input fails before the (possibly long) scan
+    for target in (output, write_baseline):
+        if target:
+            try:
+                check_writable(target)
+            except OutputError as exc:
+                raise AuditError(str(exc)) from None
+    known_fingerprints = None
+    baseline_path = baseline or cfg.baseline
+    if baseline_path and not write_baseline:
+        from backend_audit.baseline import BaselineError, load_fingerprints
+
+        try:
+            known_fingerprints = load_fingerprints(baseline_path)
+        except BaselineError as exc:
+            raise AuditError(str(exc)) from None
+    changed = None
+    if diff_base:
+        from backend_audit.discovery import common_root
+        from backend_audit.integrations.git_diff import GitDiffError, changed_lines
+
+        try:
+            changed = changed_lines(common_root([Path(p) for p in path_list]), diff_base)
+        except GitDiffError as exc:
+            raise AuditError(str(exc)) from None
+
     progress = None if quiet else _progress_reporter()
     try:
         result = scan(options, catalog, progress=progress)
@@ -141,23 +206,18 @@ def _run_scan(*, paths, fmt, output, select, ignore, fail_on, exit_zero, no_llm,
             progress.close()
 
     findings = select_findings(result.findings, select_codes, ignore_codes)
+    findings = drop_per_file_ignores(findings, cfg.per_file_ignores)
     apply_severity_overrides(findings, cfg.severity)
-    baseline_path = baseline or cfg.baseline
-    if baseline_path and not write_baseline:
-        from backend_audit.baseline import BaselineError, filter_baseline
+    if known_fingerprints is not None:
+        kept = [f for f in findings if f.fingerprint not in known_fingerprints]
+        result.stats["baseline_hidden"] = len(findings) - len(kept)
+        findings = kept
+    if changed is not None:
+        from backend_audit.integrations.git_diff import keep_changed
 
-        try:
-            findings, hidden = filter_baseline(findings, baseline_path)
-        except BaselineError as exc:
-            raise AuditError(str(exc)) from None
-        result.stats["baseline_hidden"] = hidden
-    if diff_base:
-        from backend_audit.integrations.git_diff import GitDiffError, filter_to_diff
-
-        try:
-            findings = filter_to_diff(findings, result.root, diff_base)
-        except GitDiffError as exc:
-            raise AuditError(str(exc)) from None
+        before = len(findings)
+        findings = keep_changed(findings, result.root, *changed)
+        result.stats["diff_hidden"] = before - len(findings)
     result.findings = findings
 
     if write_baseline:
@@ -182,9 +242,21 @@ def _run_scan(*, paths, fmt, output, select, ignore, fail_on, exit_zero, no_llm,
         except OutputError as exc:
             raise AuditError(str(exc)) from None
     else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `backend-audit | head`: the reader left; not an error of ours
+            _silence_stdout()
     return exit_code(findings, fail_on or cfg.fail_on, exit_zero)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit-time flush does not complain about the pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _build_report(result, catalog, cfg: Config, *, no_llm: bool, model: str | None, max_llm_tokens: int | None):
@@ -193,9 +265,11 @@ def _build_report(result, catalog, cfg: Config, *, no_llm: bool, model: str | No
         from backend_audit.advisor import AdvisorOptions, build_report
     except ImportError:
         return None
+    scan_cache = os.environ.get("BACKEND_AUDIT_CACHE_DIR") or cfg.cache_dir  # same order as the scan's cache
     opts = AdvisorOptions(
         use_llm=not no_llm, model=model or cfg.model, max_llm_tokens=max_llm_tokens or cfg.max_llm_tokens,
-        settings=cfg.analyzers.get("advisor", {}), cache_dir=None,
+        settings=cfg.analyzers.get("advisor", {}),
+        cache_dir=os.path.join(scan_cache, "advisor") if scan_cache else None,  # default: <root>/.backend_audit_cache/advisor
     )
     try:
         return build_report(result, catalog, opts)
@@ -211,8 +285,8 @@ class _Progress:
         self._bar = None
         self._task = None
         if sys.stderr.isatty() and not os.environ.get("CI"):
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
             from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=Console(stderr=True), transient=True)
@@ -238,14 +312,19 @@ def _progress_reporter() -> _Progress:
 @main.command("rules")
 @click.argument("rule", required=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def rules_command(rule: str | None, fmt: str) -> None:
+@click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
+              help="Configuration file whose extend-catalogs add rules (default: the nearest pyproject.toml).")
+def rules_command(rule: str | None, fmt: str, config_file: str | None) -> None:
     """List the rules, or print one rule's documentation."""
     import json
 
     from backend_audit.catalog import CatalogError, load_catalog
 
     try:
-        catalog = load_catalog()
+        cfg = load_config(config_file, Path("."))
+        catalog = load_catalog(tuple(cfg.extend_catalogs))
+    except ConfigError as exc:
+        raise AuditError(f"bad configuration: {exc}") from None
     except CatalogError as exc:
         raise AuditError(f"bad catalog: {exc}") from None
     if rule:
@@ -271,4 +350,28 @@ def rules_command(rule: str | None, fmt: str) -> None:
         click.echo(json.dumps([r.to_json() for r in sorted(catalog.rules.values(), key=lambda r: r.id)], indent=2))
         return
     for doc in sorted(catalog.rules.values(), key=lambda r: r.id):
-        click.echo(f"{doc.id}  {doc.name:<40} {doc.severity:<8} {doc.title}")
+        click.echo(f"{doc.id}  {doc.name:<36} {doc.category:<17} {doc.severity:<8} {doc.title}")
+
+
+@main.command("github-comment")
+@click.option("--body-file", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="The report to post (e.g. the output of --format markdown).")
+@click.option("--pr", "number", type=click.IntRange(min=1), default=None,
+              help="Pull request number (default: from the event in GITHUB_EVENT_PATH).")
+def github_comment_command(body_file: str, number: int | None) -> None:
+    """Post BODY_FILE as this tool's single PR comment, or update it in place.
+
+    Reads GITHUB_API_URL, GITHUB_REPOSITORY, GITHUB_EVENT_PATH and GITHUB_TOKEN as GitHub Actions
+    sets them.
+    """
+    from backend_audit.integrations.github import GitHubError, post_or_update, target_from_env
+
+    try:
+        report = Path(body_file).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuditError(f"cannot read --body-file {body_file}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        action, comment_id = post_or_update(target_from_env(number=number), report)
+    except GitHubError as exc:
+        raise AuditError(str(exc)) from None
+    click.echo(f"backend-audit: {action} PR comment {comment_id}", err=True)

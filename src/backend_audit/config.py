@@ -31,6 +31,8 @@ class Config:
     extend_exclude: list[str] = field(default_factory=list)
     fail_on: str = "low"
     severity: dict[str, str] = field(default_factory=dict)  # rule id -> severity override
+    #: path glob -> codes not reported in matching files, e.g. {"tests/*" = ["BA4"]}
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     extend_catalogs: list[str] = field(default_factory=list)
     max_file_bytes: int | None = None
     jobs: int | None = None
@@ -53,7 +55,8 @@ def _str_list(value: Any, key: str, where: str) -> list[str]:
     return list(value)
 
 
-def _check_rule_codes(codes: list[str], key: str, where: str) -> list[str]:
+def check_rule_codes(codes: list[str], key: str, where: str) -> list[str]:
+    """Each code must be a rule id (BA101), an id prefix (BA1, BA10), a category, or ALL."""
     import re
 
     for c in codes:
@@ -63,16 +66,29 @@ def _check_rule_codes(codes: list[str], key: str, where: str) -> list[str]:
     return codes
 
 
+_check_rule_codes = check_rule_codes  # the name the first CLI used
+
+
+def check_known_rules(codes: list[str], known: dict[str, Any] | set[str], key: str, where: str) -> None:
+    """A full rule id must name a rule of the catalog (a typo must not silently select nothing)."""
+    import re
+
+    for c in codes:
+        if re.fullmatch(r"BA\d{3}", c) and c not in known:
+            raise ConfigError(f"{where}: '{key}' names rule {c!r}, which no catalog defines "
+                              "(`backend-audit rules` lists them)")
+
+
 def parse_config(table: dict[str, Any], where: str, base_dir: Path) -> Config:
     cfg = Config(source=where)
     for key, value in table.items():
         attr = key.replace("-", "_")
         if key in ("select", "ignore"):
-            setattr(cfg, attr, _check_rule_codes(_str_list(value, key, where), key, where))
+            setattr(cfg, attr, check_rule_codes(_str_list(value, key, where), key, where))
         elif key in ("exclude", "extend-exclude"):
             setattr(cfg, attr, _str_list(value, key, where))
         elif key == "extend-catalogs":
-            cfg.extend_catalogs = [str((base_dir / p)) for p in _str_list(value, key, where)]
+            cfg.extend_catalogs = [str(base_dir / p) for p in _str_list(value, key, where)]
         elif key == "fail-on":
             if value not in FAIL_ON:
                 raise ConfigError(f"{where}: 'fail-on' must be one of {', '.join(FAIL_ON)} (got {value!r})")
@@ -85,10 +101,17 @@ def parse_config(table: dict[str, Any], where: str, base_dir: Path) -> Config:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: 'severity' must be a table of rule id = severity")
             for rule, sev in value.items():
-                _check_rule_codes([rule], f"severity.{rule}", where)
+                check_rule_codes([rule], f"severity.{rule}", where)
                 if sev not in SEVERITIES:
                     raise ConfigError(f"{where}: 'severity.{rule}' must be one of {', '.join(SEVERITIES)} (got {sev!r})")
             cfg.severity = dict(value)
+        elif key == "per-file-ignores":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: 'per-file-ignores' must be a table of path glob = [rule codes]")
+            for pattern, codes in value.items():
+                check_rule_codes(_str_list(codes, f"per-file-ignores.{pattern}", where),
+                                 f"per-file-ignores.{pattern}", where)
+            cfg.per_file_ignores = {k: list(v) for k, v in value.items()}
         elif key in ("max-file-bytes", "jobs", "max-llm-tokens"):
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "jobs" else 1):
                 raise ConfigError(f"{where}: '{key}' must be a positive integer (got {value!r})")

@@ -7,10 +7,14 @@ files (unreadable, a symlink loop, too large) become diagnostics; the scan goes 
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
+import re
+import stat
 import subprocess
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from backend_audit.findings import Diagnostic
@@ -55,14 +59,43 @@ def kind_of(rel: str) -> str | None:
     return None
 
 
-def _excluded(rel: str, patterns: tuple[str, ...]) -> bool:
-    parts = rel.split("/")
+@lru_cache(maxsize=32)
+def _exclusion_matcher(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[re.Pattern, ...], tuple[tuple[str, re.Pattern], ...]]:
+    """Split patterns once: plain folder/file names (a set lookup), name globs, and path globs."""
+    names: set[str] = set()
+    globs: list[re.Pattern] = []
+    paths: list[tuple[str, re.Pattern]] = []
     for pat in patterns:
         pat = pat.rstrip("/")
         if "/" in pat:
-            if fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(rel, pat + "/*") or rel.startswith(pat + "/"):
-                return True
-        elif any(fnmatch.fnmatch(part, pat) for part in parts):
+            paths.append((pat, re.compile(fnmatch.translate(pat))))
+        elif any(c in pat for c in "*?["):
+            globs.append(re.compile(fnmatch.translate(pat)))
+        else:
+            names.add(pat)
+    return frozenset(names), tuple(globs), tuple(paths)
+
+
+def shown(rel: str) -> str:
+    """A path fit for output: bytes of a file name that are not UTF-8 (kept by the OS layer as
+    lone surrogates, which no encoder accepts) become `\\xNN` escapes."""
+    try:
+        rel.encode("utf-8")
+        return rel
+    except UnicodeEncodeError:
+        return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _excluded(rel: str, patterns: tuple[str, ...]) -> bool:
+    """True when any part of `rel` matches a name pattern, or `rel` (or a parent) a path pattern."""
+    names, globs, paths = _exclusion_matcher(patterns)
+    parts = rel.split("/")
+    if not names.isdisjoint(parts):
+        return True
+    if globs and any(g.match(part) for g in globs for part in parts):
+        return True
+    for pat, rx in paths:
+        if rx.match(rel) or rel.startswith(pat + "/") or any(rx.match("/".join(parts[:i])) for i in range(1, len(parts))):
             return True
     return False
 
@@ -99,11 +132,15 @@ def discover(paths: list[str], exclude: tuple[str, ...] = DEFAULT_EXCLUDES,
     seen: set[str] = set()
 
     def add(abs_path: Path, explicit: bool) -> None:
-        rel = os.path.relpath(abs_path, root).replace(os.sep, "/")
+        rel = shown(os.path.relpath(abs_path, root).replace(os.sep, "/"))
         if rel in seen:
             return
         kind = kind_of(rel)
         if kind is None:
+            if explicit:  # named on the command line: say why nothing happens
+                seen.add(rel)
+                found.diagnostics.append(Diagnostic(
+                    rel, "unsupported-file", "not a Python, SQL or template file; skipped"))
             return
         if not explicit and _excluded(rel, exclude):
             return
@@ -114,10 +151,17 @@ def discover(paths: list[str], exclude: tuple[str, ...] = DEFAULT_EXCLUDES,
             found.diagnostics.append(Diagnostic(rel, "symlink-loop", "symbolic link loop; skipped"))
             return
         except OSError as exc:
-            if exc.errno == 40:  # ELOOP
+            if exc.errno == errno.ELOOP:
                 found.diagnostics.append(Diagnostic(rel, "symlink-loop", "symbolic link loop; skipped"))
+            elif exc.errno == errno.ENOENT and abs_path.is_symlink():
+                found.diagnostics.append(Diagnostic(
+                    rel, "unreadable", f"broken symbolic link to {os.readlink(abs_path)}; skipped"))
             else:
                 found.diagnostics.append(Diagnostic(rel, "unreadable", f"cannot read: {exc.strerror or exc}"))
+            return
+        if not stat.S_ISREG(st.st_mode):
+            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a pipe, socket or device)"
+            found.diagnostics.append(Diagnostic(rel, "unreadable", f"{what}; skipped"))
             return
         if st.st_size > max_bytes:
             found.diagnostics.append(Diagnostic(
@@ -126,12 +170,12 @@ def discover(paths: list[str], exclude: tuple[str, ...] = DEFAULT_EXCLUDES,
         found.files.append(SourceFile(abs_path, rel, kind))
 
     for p in given:
-        if p.is_file() or (p.is_symlink() and not p.is_dir()):
+        if not p.is_dir():  # a file, a pipe, a broken or looping link: `add` says which
             add(Path(os.path.abspath(p)), explicit=True)
             continue
         directory = Path(os.path.abspath(p))
         listed = _git_files(directory) if use_git else None
-        if listed is not None:
+        if listed:  # (an empty answer: a folder git ignores as a whole, named on purpose: walk it)
             for rel_to_dir in listed:
                 abs_path = directory / rel_to_dir
                 rel_root = os.path.relpath(abs_path, root).replace(os.sep, "/")
@@ -139,6 +183,8 @@ def discover(paths: list[str], exclude: tuple[str, ...] = DEFAULT_EXCLUDES,
                     continue
                 if abs_path.is_dir() and not abs_path.is_symlink():
                     continue  # a submodule
+                if not os.path.lexists(abs_path):
+                    continue  # tracked but deleted in the work tree
                 add(abs_path, explicit=False)
         else:
             _walk(directory, root, exclude, add, found)
@@ -147,10 +193,14 @@ def discover(paths: list[str], exclude: tuple[str, ...] = DEFAULT_EXCLUDES,
 
 
 def _walk(directory: Path, root: Path, exclude: tuple[str, ...], add, found: Discovery) -> None:
+    """Walk without git. A link to a folder inside the scanned tree is not followed (its files
+    are scanned under their real name); one that leads back to its own ancestor is reported as a
+    loop. Links leading outside are followed, with a guard against cycles out there."""
     visited: set[tuple[int, int]] = set()
+    real_top = os.path.realpath(directory)
 
     def onerror(exc: OSError) -> None:
-        rel = os.path.relpath(exc.filename or str(directory), root).replace(os.sep, "/")
+        rel = shown(os.path.relpath(exc.filename or str(directory), root).replace(os.sep, "/"))
         found.diagnostics.append(Diagnostic(rel, "unreadable", f"cannot list folder: {exc.strerror or exc}"))
 
     for dirpath, dirnames, filenames in os.walk(directory, onerror=onerror, followlinks=True):
@@ -160,7 +210,7 @@ def _walk(directory: Path, root: Path, exclude: tuple[str, ...], add, found: Dis
         except OSError:
             dirnames[:] = []
             continue
-        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        rel_dir = shown(os.path.relpath(dirpath, root).replace(os.sep, "/"))
         if key in visited:
             found.diagnostics.append(Diagnostic(rel_dir, "symlink-loop", "symbolic link loop; folder skipped"))
             dirnames[:] = []
@@ -169,8 +219,18 @@ def _walk(directory: Path, root: Path, exclude: tuple[str, ...], add, found: Dis
         keep = []
         for d in sorted(dirnames):
             rel = d if rel_dir == "." else f"{rel_dir}/{d}"
-            if not _excluded(rel, exclude):
-                keep.append(d)
+            if _excluded(rel, exclude):
+                continue
+            full = os.path.join(dirpath, d)
+            if os.path.islink(full):
+                real = os.path.realpath(full)
+                if real == real_top or real.startswith(real_top + os.sep):
+                    real_parent = os.path.realpath(dirpath)
+                    if real_parent == real or real_parent.startswith(real + os.sep):
+                        found.diagnostics.append(Diagnostic(
+                            rel, "symlink-loop", "symbolic link loop (points to its own parent folder); skipped"))
+                    continue
+            keep.append(d)
         dirnames[:] = keep
         for name in sorted(filenames):
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backend_audit import __version__
-from backend_audit.analyzers import REGISTRY, all_analyzers
+from backend_audit.analyzers import REGISTRY, load_analyzers
 from backend_audit.analyzers.base import AnalysisContext, Analyzer, FileUnit
 from backend_audit.cache import SummaryCache, content_key, encode_entry
 from backend_audit.catalog import Catalog
@@ -174,7 +174,10 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
             return ScanResult(root=str(root), findings=hit.findings, errors=errors + hit.errors,
                               stats=stats, facts=dict(hit.facts))
 
-    analyzers = all_analyzers() if analyzers is None else analyzers
+    load_errors: list[Diagnostic] = []
+    if analyzers is None:
+        analyzers, problems = load_analyzers()
+        load_errors = [Diagnostic("<scan>", "analyzer-error", p) for p in problems]
     summaries: dict[str, FileSummary] = {}
     todo: list[tuple[SourceFile, str]] = []
     for f, key in keys:
@@ -209,7 +212,7 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
             if progress:
                 progress("summarize", i, total)
 
-    file_errors: list[Diagnostic] = []
+    file_errors: list[Diagnostic] = list(load_errors)
     for rel in sorted(summaries):
         s = summaries[rel]
         if s.problem:
@@ -252,7 +255,7 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
         "files": len(found.files),
         "python_files": len(python),
         "seconds": round(time.perf_counter() - started, 3),
-        "cache_hits": cache.hits if cache else 0,
+        "cache_hits": len(keys) - total if cache else 0,  # files whose summary came from the cache
         "cache_misses": total,
         "analyzer_seconds": timings,
     }

@@ -4,6 +4,8 @@ the diff filter live in `backend_audit.baseline` and `backend_audit.integrations
 
 from __future__ import annotations
 
+import fnmatch
+
 from backend_audit.findings import Finding, severity_rank
 
 
@@ -24,6 +26,23 @@ def select_findings(findings: list[Finding], select: list[str], ignore: list[str
             continue
         out.append(f)
     return out
+
+
+def path_matches(path: str, pattern: str) -> bool:
+    """`tests/*` and `*/migrations/*` match the relative path, `test_*.py` any file's name,
+    `legacy/` or `legacy` everything below that folder."""
+    pattern = pattern.strip()
+    if fnmatch.fnmatchcase(path, pattern) or path.startswith(pattern.rstrip("/") + "/"):
+        return True
+    return "/" not in pattern and fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
+
+
+def drop_per_file_ignores(findings: list[Finding], per_file: dict[str, list[str]]) -> list[Finding]:
+    if not per_file:
+        return findings
+    return [f for f in findings
+            if not any(path_matches(f.path, pattern) and rule_matches(f.rule, f.category, codes)
+                       for pattern, codes in per_file.items())]
 
 
 def apply_severity_overrides(findings: list[Finding], overrides: dict[str, str]) -> None:

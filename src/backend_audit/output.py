@@ -11,13 +11,27 @@ class OutputError(Exception):
     pass
 
 
+def check_writable(path: str | Path) -> None:
+    """Fail early (before a long scan) when `path` can certainly not be written."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise OutputError(f"cannot write output to {target}: it is a folder")
+    if not directory.is_dir():
+        what = "is not a folder" if directory.exists() else "does not exist"
+        raise OutputError(f"cannot write output to {target}: folder {directory} {what}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write output to {target}: folder {directory} is not writable")
+
+
 def write_output(path: str | Path, text: str) -> None:
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
         raise OutputError(f"cannot write output to {target}: it is a folder")
     if not directory.is_dir():
-        raise OutputError(f"cannot write output to {target}: folder {directory} does not exist")
+        what = "is not a folder" if directory.exists() else "does not exist"
+        raise OutputError(f"cannot write output to {target}: folder {directory} {what}")
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:

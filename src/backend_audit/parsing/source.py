@@ -30,7 +30,9 @@ def decode_source(data: bytes, python: bool) -> str:
         try:
             encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
         except SyntaxError as exc:
-            raise SourceProblem("decode-error", f"bad encoding declaration: {exc}") from None
+            if "invalid or missing encoding declaration" not in str(exc):
+                raise SourceProblem("decode-error", f"bad encoding declaration: {exc}") from None
+            encoding = "utf-8"  # no cookie and not UTF-8 in the first lines: say where below
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError) as exc:
