@@ -94,3 +94,21 @@ def test_columns_are_characters_not_bytes():
 def test_suppression_comments():
     text = "a()  # backend-audit: ignore[BA101, ba402]\nb()  # backend-audit: ignore\nc()\n"
     assert find_suppressions(text) == {1: ["BA101", "BA402"], 2: []}
+
+
+def test_types_from_relative_annotations_annotated_assignments_and_local_imports():
+    s = summarize("""
+        from .services import Svc
+
+        def handler(svc: Svc):
+            svc.run()
+
+        def other():
+            import requests
+            from .clients import Api
+            client: Api = make()
+            client.call()
+            requests.get("/x")
+    """)
+    assert [c.ref for c in s.functions["handler"].calls] == [".services.Svc().run"]
+    assert [c.ref for c in s.functions["other"].calls] == ["$make", ".clients.Api().call", "requests.get"]

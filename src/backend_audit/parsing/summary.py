@@ -197,11 +197,31 @@ class Summarizer(ast.NodeVisitor):
     def _visit_nothing(self, node: ast.AST) -> None:
         pass
 
-    visit_Name = visit_Constant = visit_Import = visit_ImportFrom = visit_Pass = _visit_nothing
+    visit_Name = visit_Constant = visit_Pass = _visit_nothing
     visit_Break = visit_Continue = visit_Nonlocal = _visit_nothing
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         self.visit(node.value)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        """Module-level imports are read up front; a function's own imports bind its locals."""
+        if self.func_stack[-1].qualname == MODULE_SCOPE:
+            return
+        for alias in node.names:
+            if alias.asname:
+                self.scopes[-1].locals[alias.asname] = alias.name
+            else:
+                head = alias.name.split(".")[0]
+                self.scopes[-1].locals[head] = head
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if self.func_stack[-1].qualname == MODULE_SCOPE:
+            return
+        base = "." * (node.level or 0) + (node.module or "")
+        for alias in node.names:
+            if alias.name != "*":
+                sep = "" if base.endswith(".") or not base else "."
+                self.scopes[-1].locals[alias.asname or alias.name] = f"{base}{sep}{alias.name}"
 
     def visit_Expr(self, node: ast.Expr) -> None:
         self.visit(node.value)
@@ -540,9 +560,11 @@ class Summarizer(ast.NodeVisitor):
         self._visit_target(node.target)
         if node.value is not None:
             self._bind(node.target, node.value)
-        elif isinstance(node.target, ast.Name) and self.func_stack[-1].qualname != MODULE_SCOPE:
+        if isinstance(node.target, ast.Name) and self.func_stack[-1].qualname != MODULE_SCOPE:
+            # `x: T = value` / `x: T`: when the value says nothing, the annotation gives the type
+            known = self.scopes[-1].locals.get(node.target.id, "$")
             ann = self._annotation(node.annotation)
-            if ann and _looks_like_type_ref(ann):
+            if known.startswith("$") and ann and _looks_like_type_ref(ann):
                 self.scopes[-1].locals[node.target.id] = f"{ann}()"
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
@@ -658,9 +680,11 @@ class Summarizer(ast.NodeVisitor):
 
 
 def _looks_like_type_ref(annotation: str) -> bool:
-    head = annotation.split(".")[0]
-    return bool(head) and (head[0] in "@." or head[0].isalpha()) and "[" not in annotation \
-        and not annotation.startswith("builtins.") and " " not in annotation and "|" not in annotation
+    """A plain class reference (`httpx.Client`, `.services.Svc`, `@Repo`), not a builtin or a generic."""
+    head = annotation.lstrip(".").split(".")[0]
+    return bool(head) and (head[0] in "@$" or head[0].isalpha() or head[0] == "_") \
+        and not head.startswith("$") and "[" not in annotation and not annotation.startswith("builtins.") \
+        and " " not in annotation and "|" not in annotation
 
 
 def _toplevel_statements(body: list[ast.stmt]):
