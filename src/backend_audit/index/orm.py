@@ -76,6 +76,9 @@ class OrmModel:
     parents: list[str] = field(default_factory=list)  # concrete project model parents (MTI)
     reverse: dict[str, ReverseRelation] = field(default_factory=dict)
     managers: dict[str, str | None] = field(default_factory=dict)  # attr -> manager class ref
+    #: SQLAlchemy attributes created on this class by another class's `relationship(..., backref=...)`
+    #: (kept apart from `fields`: they declare no column)
+    backrefs: dict[str, ModelField] = field(default_factory=dict)
 
     def meta_value(self, key: str, default: Any = None) -> Any:
         return const_value(self.meta.get(key), default)
@@ -159,6 +162,9 @@ class OrmIndex:
         for m in list(self.models.values()):
             if m.framework == DJANGO and not m.abstract:
                 self._add_reverse(m)
+        for m in list(self.models.values()):
+            if m.framework == SQLALCHEMY:
+                self._add_backrefs(m)
 
     def _declarative_roots(self, info: ClassInfo, sa_bases: set[str]) -> set[str]:
         """`class Base(DeclarativeBase): pass` is the registry, not a mapped class."""
@@ -380,6 +386,28 @@ class OrmIndex:
                     candidates = self._by_name.get(label.rsplit(".", 1)[-1], [])
                     f.target = candidates[0] if len(candidates) == 1 else None
         m.table_fields = dict(m.fields)
+
+    def _add_backrefs(self, m: OrmModel) -> None:
+        """`relationship("Post", backref="author")` / `backref("author", lazy=...)` adds `Post.author`."""
+        for f in m.fields.values():
+            if f.relation != "relationship" or not f.target or f.target not in self.models:
+                continue
+            b = f.kwargs.get("backref")
+            if b is None:
+                continue
+            kwargs: dict[str, Value] = {}
+            if b[0] == "const" and isinstance(b[1], str):
+                name = b[1]
+            elif b[0] == "call" and b[2] and b[2][0][0] == "const" and isinstance(b[2][0][1], str):
+                name, kwargs = b[2][0][1], dict(b[3])
+            else:
+                continue
+            target = self.models[f.target]
+            if name in target.fields:
+                continue
+            target.backrefs.setdefault(name, ModelField(
+                name, f.field_type, f.line, f.path, kwargs=kwargs, relation="relationship", target=m.qualified,
+                target_label=m.name, declared_in=m.qualified))
 
     def _add_sqlalchemy_tables(self) -> None:
         """`books = Table("books", metadata, Column(...), ...)` at module level."""
