@@ -55,19 +55,6 @@ class NPlusOneAnalyzer(Analyzer):
             return None
 
     def analyze(self, ctx: AnalysisContext) -> list[Finding]:
-        import gc
-
-        # the evaluator allocates many small tuples: generational GC passes over the whole project's
-        # facts would dominate the run time, and nothing here creates reference cycles worth collecting
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return self._analyze(ctx)
-        finally:
-            if enabled:
-                gc.enable()
-
-    def _analyze(self, ctx: AnalysisContext) -> list[Finding]:
         from backend_audit.index.orm import orm_index
 
         from .loops import analyze_loops, analyze_param_loops
