@@ -1,4 +1,4 @@
-from backend_audit.cli import main
+from backend_audit.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

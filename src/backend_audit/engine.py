@@ -154,6 +154,8 @@ def scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None = N
     try:
         return _scan(options, catalog, progress, analyzers)
     finally:
+        # everything allocated meanwhile would otherwise be examined by the very next collection
+        gc.freeze()
         if enabled:
             gc.enable()
 
@@ -162,6 +164,7 @@ def _scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None,
           analyzers: list[Analyzer] | None) -> ScanResult:
     started = time.perf_counter()
     found = discover(options.paths, exclude=options.exclude, max_bytes=options.max_file_bytes)
+    phases: dict[str, float] = {"discover": round(time.perf_counter() - started, 3)}
     root = found.root
     errors: list[Diagnostic] = list(found.diagnostics)
 
@@ -207,6 +210,7 @@ def _scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None,
         else:
             todo.append((f, key))
 
+    phases["read"] = round(time.perf_counter() - started - sum(phases.values()), 3)
     total = len(todo)
     if progress:
         progress("summarize", 0, total)
@@ -241,6 +245,7 @@ def _scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None,
         for name, message in s.collect_errors:
             file_errors.append(Diagnostic(rel, "analyzer-error", f"{name} could not read this file: {message}"))
 
+    phases["summarize"] = round(time.perf_counter() - started - sum(phases.values()), 3)
     python = {rel: s.module for rel, s in summaries.items() if s.module is not None}
     index = ProjectIndex(python)
     facts: dict[str, dict[str, Any]] = {}
@@ -251,7 +256,9 @@ def _scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None,
                           kinds={rel: s.kind for rel, s in summaries.items()},
                           options=options.analyzer_options)
     timings: dict[str, float] = {}
+    phases["index"] = round(time.perf_counter() - started - sum(phases.values()), 3)
     findings = _run_analyzers(analyzers, ctx, progress, timings, file_errors)
+    phases["analyze"] = round(time.perf_counter() - started - sum(phases.values()), 3)
 
     findings = [f for f in findings if not _suppressed(f, summaries)]
     texts = _line_texts(findings, raw)
@@ -266,11 +273,13 @@ def _scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None,
         "cache_hits": len(keys) - total if cache else 0,  # files whose summary came from the cache
         "cache_misses": total,
         "analyzer_seconds": timings,
+        "phase_seconds": phases,
     }
     about = project_facts(index, ctx)
     if cache is not None:
         cache.put_encoded(project_key, encode_entry(CachedProject(findings, file_errors, len(python), about)))
-    return ScanResult(root=str(root), findings=findings, errors=errors + file_errors, stats=stats, facts=about)
+    return ScanResult(root=str(root), findings=findings, errors=errors + file_errors, stats=stats, facts=about,
+                      internals=(summaries, index, ctx))
 
 
 @dataclass

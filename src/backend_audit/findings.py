@@ -144,3 +144,6 @@ class ScanResult:
     report: dict[str, Any] | None = None
     #: project facts the analyzers found (frameworks, dialect, async stack): for the advisor
     facts: dict[str, Any] = field(default_factory=dict)
+    #: the scan's summaries and index, kept alive with the result: freeing them is left to the
+    #: end of the process (see cli.run) rather than paid for when the scan function returns
+    internals: Any = field(default=None, repr=False, compare=False)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Iterator
 
 from backend_audit.parsing.summary import (
@@ -97,6 +96,7 @@ class ProjectIndex:
         self.module_of: dict[str, str] = {}
         self.path_of: dict[str, str] = {}
         self.packages: set[str] = set()
+        self._resolved: dict[tuple[str, str], str] = {}  # per index: a class-level cache would keep it alive
         self._assign_module_names()
         self.functions: dict[str, FunctionInfo] = {}
         self.classes: dict[str, ClassInfo] = {}
@@ -108,11 +108,17 @@ class ProjectIndex:
             for qual, cls in summary.classes.items():
                 q = f"{module}.{qual}"
                 self.classes[q] = ClassInfo(q, module, path, cls)
-        for info in self.classes.values():
-            info.bases = [self.resolve(info.module, b) for b in info.summary.bases if b]
         self._subclasses: dict[str, list[str]] | None = None
         self._calls: dict[str, list[ResolvedCall]] = {}
+        self._mro: dict[str, list[str]] = {}
+        self._ancestors: dict[str, set[str]] = {}
         self._callers: dict[str, list[tuple[str, ResolvedCall]]] | None = None
+        for info in self.classes.values():
+            info.bases = [self.resolve(info.module, b) for b in info.summary.bases if b]
+        # what was resolved while the bases were still being filled in may be incomplete
+        self._mro.clear()
+        self._ancestors.clear()
+        self._resolved.clear()
 
     # ----- modules ---------------------------------------------------------------------------
     def _assign_module_names(self) -> None:
@@ -171,13 +177,13 @@ class ProjectIndex:
         """The canonical ref of `ref` as written in `module` (see module docstring)."""
         if ref is None:
             return None
-        return self._resolve_cached(module, ref)
-
-    @lru_cache(maxsize=200_000)
-    def _resolve_cached(self, module: str, ref: str) -> str:
         if ref.startswith("$"):
             return ref
-        return self._canonical(self._absolute(module, ref), 0)
+        key = (module, ref)
+        out = self._resolved.get(key)
+        if out is None:
+            out = self._resolved[key] = self._canonical(self._absolute(module, ref), 0)
+        return out
 
     def _canonical(self, ref: str, depth: int) -> str:
         if depth > MAX_RESOLVE_DEPTH:
@@ -292,7 +298,13 @@ class ProjectIndex:
 
     # ----- classes ---------------------------------------------------------------------------
     def mro(self, cls: str) -> list[str]:
-        """Project classes in method resolution order (depth-first, no duplicates)."""
+        """Project classes in method resolution order (depth-first, no duplicates; memoised)."""
+        cached = self._mro.get(cls)
+        if cached is None:
+            cached = self._mro[cls] = self._compute_mro(cls)
+        return cached
+
+    def _compute_mro(self, cls: str) -> list[str]:
         out: list[str] = []
         stack = [cls]
         while stack:
@@ -304,7 +316,13 @@ class ProjectIndex:
         return out
 
     def ancestors(self, cls: str) -> set[str]:
-        """Every base, project or external, transitively (canonical refs)."""
+        """Every base, project or external, transitively (canonical refs; memoised, do not mutate)."""
+        cached = self._ancestors.get(cls)
+        if cached is None:
+            cached = self._ancestors[cls] = self._compute_ancestors(cls)
+        return cached
+
+    def _compute_ancestors(self, cls: str) -> set[str]:
         seen: set[str] = set()
         stack = [cls]
         while stack:
