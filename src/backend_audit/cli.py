@@ -334,7 +334,8 @@ def _progress_reporter() -> _Progress:
 
 @main.command("rules")
 @click.argument("rule", required=False)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+              help="markdown: the rule index table as the README shows it.")
 @click.option("--config", "config_file", type=click.Path(path_type=str), default=None,
               help="Configuration file whose extend-catalogs add rules (default: the nearest pyproject.toml).")
 def rules_command(rule: str | None, fmt: str, config_file: str | None) -> None:
@@ -371,6 +372,11 @@ def rules_command(rule: str | None, fmt: str, config_file: str | None) -> None:
         return
     if fmt == "json":
         click.echo(json.dumps([r.to_json() for r in sorted(catalog.rules.values(), key=lambda r: r.id)], indent=2))
+        return
+    if fmt == "markdown":
+        click.echo("| id | name | category | severity | what it finds |\n|---|---|---|---|---|")
+        for doc in sorted(catalog.rules.values(), key=lambda r: r.id):
+            click.echo(f"| `{doc.id}` | {doc.name} | {doc.category} | {doc.severity} | {doc.title} |")
         return
     for doc in sorted(catalog.rules.values(), key=lambda r: r.id):
         click.echo(f"{doc.id}  {doc.name:<36} {doc.category:<17} {doc.severity:<8} {doc.title}")
