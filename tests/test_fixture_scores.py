@@ -10,7 +10,10 @@ from fixture_scoring import THRESHOLDS, format_table, score_all
 
 @pytest.fixture(scope="module")
 def scores():
+    import conftest
+
     s = score_all()
+    conftest.FIXTURE_SCORES.update(s)
     print("\n" + format_table(s))
     return s
 
