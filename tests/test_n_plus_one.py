@@ -519,3 +519,301 @@ def test_rows_of_a_reverse_manager_know_their_owner_and_tests_are_skipped(tmp_pa
         '''})
     found = run(root)
     assert {(f.path, f.line) for f in found} == {("app/code.py", ln) for ln in marked(root, "app/code.py")}
+
+
+# ----- custom managers and querysets, default managers, CBV context, external user models ---------
+MANAGED_MODELS = '''
+from django.db import models
+
+
+class Board(models.Model):
+    name = models.CharField(max_length=100)
+
+
+class Person(models.Model):
+    name = models.CharField(max_length=100)
+
+
+class TaskQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(done=False)
+
+    def with_owner(self):
+        return self.select_related("owner")
+
+
+class TaskManager(models.Manager.from_queryset(TaskQuerySet)):
+    def urgent(self):
+        return self.get_queryset().filter(priority__gte=5)
+
+
+class ClassicManager(models.Manager):
+    def get_queryset(self):
+        return TaskQuerySet(self.model, using=self._db).select_related("board")
+
+
+class Task(models.Model):
+    done = models.BooleanField(default=False)
+    priority = models.IntegerField(default=0)
+    board = models.ForeignKey(Board, on_delete=models.CASCADE)
+    owner = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="tasks")
+
+    objects = TaskManager()
+    simple = TaskQuerySet.as_manager()
+    classic = ClassicManager()
+'''
+
+
+def test_chains_through_custom_manager_and_queryset_methods_keep_the_model(tmp_path):
+    root = write(tmp_path, {"app/__init__.py": "", "app/models.py": MANAGED_MODELS, "app/code.py": '''
+        from .models import Task
+
+
+        def run():
+            for t in Task.objects.open().filter(board_id=1):
+                print(t.owner.name)  # N1
+            for t in Task.objects.urgent():
+                print(t.board.name)  # N1
+            for t in Task.simple.open():
+                print(t.owner.name)  # N1
+            for t in Task.classic.open():
+                print(t.board.name)
+                print(t.owner.name)  # N1
+
+
+        def loaded():
+            for t in Task.objects.open().with_owner():
+                print(t.owner.name)
+            for t in Task.simple.with_owner().open():
+                print(t.owner.name)
+            for t in Task.objects.urgent().select_related("board"):
+                print(t.board.name)
+
+
+        def unknown():
+            for t in Task.objects.open().visible_to(1):  # a method no project class defines: unknown loading
+                print(t.owner.name)
+        '''})
+    found = run(root)
+    assert {f.line for f in found} == marked(root, "app/code.py")
+    assert all(f.rule == "BA101" for f in found)
+    # the queryset is reported where this caller built it (not where a memoised callee first saw it)
+    assert sorted(f.context["queryset_line"] for f in found) == [5, 7, 9, 11]
+
+
+def test_default_manager_get_queryset_loads_relations_for_related_managers_and_prefetches(tmp_path):
+    root = write(tmp_path, {"app/__init__.py": "", "app/models.py": '''
+        from django.db import models
+
+
+        class Department(models.Model):
+            name = models.CharField(max_length=100)
+
+
+        class Project(models.Model):
+            title = models.CharField(max_length=100)
+
+
+        class JoinedManager(models.Manager):
+            def get_queryset(self):
+                return super().get_queryset().select_related("department")
+
+
+        class Employee(models.Model):
+            department = models.ForeignKey(Department, on_delete=models.CASCADE)
+            mentor = models.ForeignKey("self", on_delete=models.CASCADE, null=True)
+            project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="members")
+            objects = JoinedManager()
+
+
+        class Contractor(models.Model):
+            department = models.ForeignKey(Department, on_delete=models.CASCADE)
+            project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="contractors")
+            plain = models.Manager()  # declared first: the default manager
+            objects = JoinedManager()
+
+
+        class Team(models.Model):
+            people = models.ManyToManyField(Employee)
+        ''', "app/code.py": '''
+        from .models import Employee, Project, Team
+
+
+        def run():
+            for p in Project.objects.prefetch_related("members", "contractors"):
+                for m in p.members.all():
+                    print(m.department.name)
+                    print(m.mentor.department_id)  # N1
+                for c in p.contractors.all():
+                    print(c.department.name)  # N1
+            for team in Team.objects.prefetch_related("people"):
+                print([e.department.name for e in team.people.all()])
+            for e in Employee.objects.select_related("mentor"):
+                print(e.mentor.department.name)  # N1
+        '''})
+    found = run(root)
+    assert {f.line for f in found} == marked(root, "app/code.py")
+
+
+CBV_MODELS = '''
+from django.db import models
+
+
+class Person(models.Model):
+    name = models.CharField(max_length=100)
+
+
+class Thread(models.Model):
+    title = models.CharField(max_length=100)
+
+
+class Message(models.Model):
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
+    sender = models.ForeignKey(Person, on_delete=models.CASCADE)
+'''
+
+
+def test_get_context_data_and_extra_context_querysets_feed_the_cbv_template(tmp_path):
+    root = write(tmp_path, {"forum/__init__.py": "", "forum/models.py": CBV_MODELS, "forum/views.py": '''
+        from django.views.generic import DetailView, ListView, TemplateView
+
+        from .models import Message, Thread
+
+
+        class ThreadDetail(DetailView):
+            model = Thread
+
+            def get_context_data(self, **kwargs):
+                ctx = super().get_context_data(**kwargs)
+                ctx["replies"] = self.object.messages.order_by("id")  # N1
+                ctx["loaded"] = self.object.messages.select_related("sender")
+                ctx["titles"] = self.object.messages.all()
+                return ctx
+
+
+        class Inbox(TemplateView):
+            template_name = "forum/inbox.html"
+            extra_context = {"latest": Message.objects.all(), "fast": Message.objects.select_related("sender")}  # N1
+
+
+        class ThreadList(ListView):
+            model = Thread
+
+            def get_context_data(self, **kwargs):
+                kwargs["recent"] = Message.objects.all()  # N1
+                return super().get_context_data(**kwargs)
+
+
+        class Untemplated(TemplateView):
+            def get_context_data(self, **kwargs):
+                return {"latest": Message.objects.all()}
+        ''',
+        "forum/templates/forum/thread_detail.html":
+            "{% for r in replies %}{{ r.sender.name }}{% endfor %}\n"
+            "{% for r in loaded %}{{ r.sender.name }} {{ r.thread.title }}{% endfor %}\n"
+            "{% for r in titles %}{{ r.id }} {{ r.sender_id }}{% endfor %}\n",
+        "forum/templates/forum/inbox.html": "{% for m in latest %}{{ m.sender.name }}{% endfor %}"
+                                            "{% for m in fast %}{{ m.sender.name }}{% endfor %}\n",
+        "forum/templates/forum/thread_list.html": "{% for m in recent %}{{ m.sender.name }}{% endfor %}\n",
+        "forum/templates/forum/untemplated.html": "{% for m in latest %}{{ m.sender.name }}{% endfor %}\n",
+    })
+    found = run(root)
+    assert {(f.path, f.line) for f in found} == {("forum/views.py", n) for n in marked(root, "forum/views.py")}
+    assert {f.rule for f in found} == {"BA111"}
+    detail = next(f for f in found if f.context["template"].endswith("thread_detail.html"))
+    assert detail.context["fix"] == 'select_related("sender")'
+
+
+USER_POSTS = '''
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import models
+
+
+class Post(models.Model):
+    title = models.CharField(max_length=100)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="posts")
+
+
+class Vote(models.Model):
+    voter = models.ForeignKey(get_user_model(), on_delete=models.CASCADE)
+    hidden = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="+")
+'''
+
+
+def test_reverse_relations_onto_auth_user_from_project_foreign_keys(tmp_path):
+    root = write(tmp_path, {"blog/__init__.py": "", "blog/models.py": USER_POSTS, "blog/code.py": '''
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import User
+
+        UserModel = get_user_model()
+
+
+        def run():
+            for user in User.objects.filter(is_active=True):
+                print(user.posts.count())  # N1
+            for user in UserModel.objects.all():
+                print(user.vote_set.exists())  # N1
+            for user in User.objects.prefetch_related("posts", "vote_set"):
+                print(user.posts.count(), len(user.vote_set.all()))
+            for user in User.objects.all():
+                print(user.username, user.groups, user.pk)
+        '''})
+    found = run(root)
+    assert {f.line for f in found} == marked(root, "blog/code.py")
+    assert {f.rule for f in found} == {"BA103"}
+
+
+def test_orm_graph_keeps_external_models_apart_with_their_reverse_accessors():
+    from backend_audit.index.orm import OrmIndex
+    from backend_audit.index.project import ProjectIndex
+
+    text = textwrap.dedent(USER_POSTS)
+    summaries = {"blog/__init__.py": summarize_module(ast.parse(""), ""),
+                 "blog/models.py": summarize_module(ast.parse(text), text)}
+    orm = OrmIndex(ProjectIndex(summaries), load_catalog())
+    # the shared graph (also read by the missing-index analyzer) stays project-only
+    assert all(q.startswith("blog.") for q in orm.models)
+    post = next(m for m in orm.models.values() if m.name == "Post")
+    assert post.fields["author"].target is None
+    assert post.fields["author"].external_target == "django.contrib.auth.models.User"
+    user = orm.external["django.contrib.auth.models.User"]
+    assert set(user.reverse) == {"posts", "vote_set"}  # related_name="+" adds no accessor
+    assert user.reverse["posts"].source == post.qualified and orm.user_model is None
+
+
+def test_settings_auth_user_model_resolves_to_the_project_user_model(tmp_path):
+    root = write(tmp_path, {
+        "config/__init__.py": "", "config/settings.py": 'AUTH_USER_MODEL = "accounts.User"\n',
+        "accounts/__init__.py": "", "accounts/models.py": '''
+        from django.contrib.auth.models import AbstractUser
+        from django.db import models
+
+
+        class Team(models.Model):
+            name = models.CharField(max_length=100)
+
+
+        class User(AbstractUser):
+            team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True)
+        ''',
+        "blog/__init__.py": "", "blog/models.py": USER_POSTS, "blog/code.py": '''
+        from django.contrib.auth import get_user_model
+
+        from accounts.models import User
+
+        from .models import Post
+
+
+        def run():
+            for user in User.objects.all():
+                print(user.posts.count())  # N1
+            for user in get_user_model().objects.select_related("team"):
+                print(user.team.name, user.vote_set.count())  # N1
+            for post in Post.objects.select_related("author"):
+                print(post.author.team.name)  # N1
+            for post in Post.objects.select_related("author__team"):
+                print(post.author.team.name)
+        '''})
+    found = run(root)
+    assert {f.line for f in found} == marked(root, "blog/code.py")

@@ -41,6 +41,10 @@ class ModelField:
     related_name: str | None = None
     related_query_name: str | None = None
     declared_in: str = ""  # qualified name of the class that declares it (abstract bases)
+    #: a relation whose `target` stays None because it points outside the project's own graph:
+    #: `settings.AUTH_USER_MODEL` / `get_user_model()` (the project's custom user model when the
+    #: settings name one in the repo) or a well-known external model (`OrmIndex.external`)
+    external_target: str | None = None
 
     def kw(self, name: str, default: Any = None) -> Any:
         return const_value(self.kwargs.get(name), default)
@@ -92,6 +96,11 @@ class OrmIndex:
         self._sa = data.get("sqlalchemy", {})
         self.external_django_models: dict[str, str] = dict(self._dj.get("external_models", {}))
         self.models: dict[str, OrmModel] = {}
+        #: well-known models defined outside the repository (`auth.User`...), keyed by their canonical
+        #: class ref, with the reverse relations project models give them; never in `models`
+        self.external: dict[str, OrmModel] = {}
+        #: the project model `AUTH_USER_MODEL` names in the settings, when it is in the repository
+        self.user_model: str | None = None
         self._by_name: dict[str, list[str]] = {}
         self._by_table: dict[str, str] = {}
         self._build()
@@ -165,6 +174,7 @@ class OrmIndex:
         for m in list(self.models.values()):
             if m.framework == SQLALCHEMY:
                 self._add_backrefs(m)
+        self._link_external()
 
     def _declarative_roots(self, info: ClassInfo, sa_bases: set[str]) -> set[str]:
         """`class Base(DeclarativeBase): pass` is the registry, not a mapped class."""
@@ -236,9 +246,20 @@ class OrmIndex:
                 elif relation is None:
                     f.column = const_value(kwargs.get("db_column")) or name
                 m.fields[name] = f
-            elif ref.endswith(".as_manager") or ref in managers or self.index.is_subclass(ref, set(managers)):
+            elif ref.endswith(".as_manager") or ref in managers or self.index.is_subclass(ref, set(managers)) \
+                    or self._is_from_queryset_manager(ref, managers):
                 m.managers[name] = ref
         self.models[m.qualified] = m
+
+    def _is_from_queryset_manager(self, ref: str, managers: tuple) -> bool:
+        """`Manager.from_queryset(QS)()` or a class whose base is `Manager.from_queryset(QS)`."""
+        marks = tuple(f"{b}.from_queryset" for b in managers)
+        if ref.startswith(marks):
+            return True
+        cls = ref.removesuffix("()")
+        if cls not in self.index.classes:
+            return False
+        return any(a.startswith(marks) or a.endswith(".from_queryset()") for a in self.index.ancestors(cls))
 
     def _is_project_field_class(self, ref: str) -> bool:
         cls = ref[:-2] if ref.endswith("()") else ref
@@ -306,6 +327,82 @@ class OrmIndex:
             target = self.models[f.target]
             rel = ReverseRelation(accessor, query, m.qualified, f.name, f.relation)
             target.reverse.setdefault(accessor, rel)
+
+    # Django relations leaving the project graph ----------------------------------------------
+    def external_ref(self, label: str) -> str | None:
+        """"auth.User" -> "django.contrib.auth.models.User" for a catalogued external model."""
+        if label not in self.external_django_models or "." not in label:
+            return None
+        app, name = label.rsplit(".", 1)
+        module = dict(_EXTERNAL_MODULES, **self._dj.get("external_model_modules", {})).get(app)
+        return f"{module}.{name}" if module else None
+
+    def user_model_ref(self) -> str | None:
+        """What `settings.AUTH_USER_MODEL` / `get_user_model()` is: the project's model, else auth.User."""
+        return self.user_model or self.external_ref("auth.User")
+
+    def _find_user_model(self) -> str | None:
+        for summary in self.index.summaries.values():
+            a = summary.assigns.get("AUTH_USER_MODEL")
+            label = const_value(a.value) if a is not None else None
+            if isinstance(label, str) and "." in label:
+                app, name = label.rsplit(".", 1)
+                cands = [q for q in self._by_name.get(name, [])
+                         if self.models[q].framework == DJANGO and self.models[q].app_label == app]
+                if len(cands) == 1:
+                    return cands[0]
+        return None
+
+    def _external_label(self, target_label: str) -> str | None:
+        if target_label in self.external_django_models:
+            return target_label
+        modules = dict(_EXTERNAL_MODULES, **self._dj.get("external_model_modules", {}))
+        mod, _, name = target_label.rpartition(".")
+        for app, module in modules.items():
+            if mod == module and f"{app}.{name}" in self.external_django_models:
+                return f"{app}.{name}"
+        return None
+
+    def _external_model(self, label: str) -> OrmModel | None:
+        ref = self.external_ref(label)
+        if ref is None:
+            return None
+        m = self.external.get(ref)
+        if m is None:
+            app, name = label.rsplit(".", 1)
+            m = OrmModel(qualified=ref, name=name, module=ref.rsplit(".", 1)[0], path="", line=0,
+                         framework=DJANGO, table=self.external_django_models.get(label), app_label=app)
+            self.external[ref] = m
+        return m
+
+    def _link_external(self) -> None:
+        """Relations to `settings.AUTH_USER_MODEL`, `get_user_model()`, `auth.User`...: the target's reverse
+        accessors (`user.posts`) exist even though the target is not a project model (additive: `target`
+        and the project graph built above are left as they are)."""
+        if self.external_django_models:
+            self.user_model = self._find_user_model()
+        for m in list(self.models.values()):
+            if m.framework != DJANGO or m.abstract:
+                continue
+            for f in m.table_fields.values():
+                if f.relation not in ("fk", "o2o", "m2m") or f.target or not isinstance(f.target_label, str):
+                    continue
+                if f.target_label in _USER_MODEL_REFS:
+                    target = self.models.get(self.user_model) if self.user_model else None
+                    if target is None:
+                        target = self._external_model("auth.User")
+                else:
+                    label = self._external_label(f.target_label)
+                    target = self._external_model(label) if label else None
+                if target is None:
+                    continue
+                f.external_target = target.qualified
+                if f.related_name and f.related_name.endswith("+"):
+                    continue
+                lower = m.name.lower()
+                accessor = f.related_name or (lower if f.relation == "o2o" else f"{lower}_set")
+                query = f.related_query_name or f.related_name or lower
+                target.reverse.setdefault(accessor, ReverseRelation(accessor, query, m.qualified, f.name, f.relation))
 
     # SQLAlchemy --------------------------------------------------------------------------
     def _is_column(self, info: ClassInfo, value: Value) -> bool:
@@ -440,6 +537,13 @@ class OrmIndex:
                 m.table_fields = dict(m.fields)
                 self.models[q] = m
 
+
+#: where the catalogued external models (`[catalog.orm.django.external_models]`) live, by app label
+_EXTERNAL_MODULES = {"auth": "django.contrib.auth.models", "contenttypes": "django.contrib.contenttypes.models",
+                     "sites": "django.contrib.sites.models"}
+#: target refs that mean "the user model" (`ForeignKey(settings.AUTH_USER_MODEL)`, `ForeignKey(get_user_model())`)
+_USER_MODEL_REFS = frozenset({"django.conf.settings.AUTH_USER_MODEL", "django.contrib.auth.get_user_model()",
+                              "django.contrib.auth.get_user_model", "settings.AUTH_USER_MODEL"})
 
 _QUOTED = re.compile(r"""["']([A-Za-z_][\w.]*)["']|\b([A-Z]\w*)\b""")
 

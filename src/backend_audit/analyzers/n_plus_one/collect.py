@@ -79,6 +79,8 @@ class Collector:
         self.awaited: set[int] = set()
         #: class qualname -> {attr: (value, line)} for class-body assignments (full chains)
         self.classes: dict[str, dict[str, tuple]] = {}
+        #: class qualname -> base values, for classes with a called base (`Manager.from_queryset(QS)`)
+        self.bases: dict[str, tuple] = {}
         self.memo: dict[int, tuple] = {}
 
     # ----- scopes ---------------------------------------------------------------------------
@@ -136,6 +138,8 @@ class Collector:
             for b in node.bases:
                 self.expr(b, OTHER)
             q = self._qualname(node.name)
+            if any(isinstance(b, ast.Call) for b in node.bases):
+                self.bases[q] = tuple(self.value(b) for b in node.bases)
             attrs = self.classes.setdefault(q, {})
             for stmt in node.body:
                 if isinstance(stmt, ast.Assign) and stmt.value is not None:
@@ -429,7 +433,7 @@ def _targets(target: ast.AST) -> tuple:
 def collect_python(tree: ast.Module) -> dict[str, Any]:
     c = Collector()
     functions = c.run(tree)
-    return {"functions": functions, "classes": {q: a for q, a in c.classes.items() if a}}
+    return {"functions": functions, "classes": {q: a for q, a in c.classes.items() if a}, "bases": c.bases}
 
 
 def _is_range(node: ast.AST) -> bool:

@@ -13,6 +13,13 @@ Django semantics follow `django.db.models`: forward FK/O2O attributes query unle
 `.all()` (and `count()`/`exists()` on a filled cache) are served by `prefetch_related`, while
 `filter()/exclude()/order_by()/get()/annotate()...` always build a new query. SQLAlchemy follows the
 relationship's `lazy=` strategy and loader options along the path.
+
+Custom managers and querysets (`QS.as_manager()`, `Manager.from_queryset(QS)`, Manager subclasses,
+`QS(self.model, using=self._db)` in `get_queryset()`) keep a chain a queryset of its model; what a project
+method adds (`select_related`...) is evaluated. The default manager's `get_queryset()` also applies to the
+related managers and prefetches of that model (Django derives them from its class). Relations onto
+well-known external models (`settings.AUTH_USER_MODEL`, `get_user_model()`, `auth.User`) give those
+models reverse accessors (`OrmIndex.external`, merged into the evaluator's view of the graph).
 """
 
 from __future__ import annotations
@@ -59,8 +66,24 @@ from .values import (
 
 MAX_DEPTH = 12
 _ORM_KINDS = frozenset({QS, ROWS, ROW, RELMGR, VALUES, SA_RES, SA_REL, SA_Q, SA_SEL, SA_DYN, SA_EXEC})
+_QUERYSET_BASES = frozenset({"django.db.models.QuerySet", "django.db.models.query.QuerySet"})
+_GET_USER_MODEL = frozenset({"django.contrib.auth.get_user_model"})
 PROPERTY_DECORATORS = ("builtins.property", "functools.cached_property", "django.utils.functional.cached_property",
                        "cached_property", "property")
+
+
+class _WithExternal:
+    """The ORM graph as the N+1 analyzer sees it: project models plus the well-known external models
+    (`auth.User`...) that project relations point at, so `user.posts` on an `auth.User` row resolves.
+    The shared `OrmIndex.models` itself stays project-only."""
+
+    def __init__(self, orm: OrmIndex):
+        self._orm = orm
+        external = getattr(orm, "external", None) or {}
+        self.models: dict[str, OrmModel] = {**external, **orm.models} if external else orm.models
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._orm, name)
 
 
 @dataclass
@@ -77,7 +100,7 @@ class FnCtx:
 class Evaluator:
     def __init__(self, index: ProjectIndex, orm: OrmIndex, cat: dict[str, Any], facts: dict[str, Any]):
         self.index = index
-        self.orm = orm
+        self.orm = _WithExternal(orm)  # type: ignore[assignment]
         self.cat = cat
         self.facts = facts  # path -> collect() result
         self.keep = frozenset(cat.get("queryset_keep", []))
@@ -118,6 +141,10 @@ class Evaluator:
         self._loop_names: dict[str, dict[str, list]] = {}
         self._mro: dict[str, list[str]] = {}
         self._global_memo: dict[tuple, Val] = {}
+        self._mgr_memo: dict[tuple, tuple] = {}
+        self._dm_memo: dict[str, frozenset] = {}
+        self._mgr_qs_memo: dict[tuple, Val] = {}
+        self._view_qs_memo: dict[str, Val] = {}
         #: ModelAdmin class -> the model it is registered for (filled by the admin pass)
         self.admin_models: dict[str, Val] = {}
 
@@ -407,17 +434,8 @@ class Evaluator:
         if k == MODEL:
             m = self.orm.models[v.model]
             if m.framework == DJANGO:
-                if name in self.managers or name in m.managers:
-                    qs = Val(QS, model=v.model, fw=DJANGO, built=line, origin=(fn.path,) + pos,
-                             extra=m.managers.get(name))
-                    for cls in _manager_classes(m.managers.get(name)):
-                        canon = self.index.resolve(m.module, cls)
-                        gq = self._member_function(canon, "get_queryset") if canon in self.index.classes else None
-                        if gq is not None:
-                            r = self.call_function(gq, [], {}, qs, fn, line, loops, depth, None, pos)
-                            qs = r.but(built=line, origin=(fn.path,) + pos, extra=qs.extra) \
-                                if r.kind == QS and r.model == v.model else qs.but(uncertain=True)
-                    return qs
+                if name in self.managers or self._declares_manager(v.model, name):
+                    return self.manager_queryset(v.model, name).but(built=line, origin=(fn.path,) + pos)
                 return self._class_member(fn, v.model, name, v, depth)
             # SQLAlchemy
             if name == "query":
@@ -439,7 +457,10 @@ class Evaluator:
                 return Val(FUNC, extra=q, inner=v if k == INSTANCE else None)
             if name == "get_queryset" and k == INSTANCE:  # inherited from a generic view / DRF view
                 return Val(FUNC, extra="<base_qs>", inner=v)
-            return self._class_attr_val(cls, name, depth, inst=v if k == INSTANCE else None)
+            av = self._class_attr_val(cls, name, depth, inst=v if k == INSTANCE else None)
+            if av.kind == UNKNOWN and k == INSTANCE and name in ("object", "object_list"):
+                return self.view_attr(cls, name)
+            return av
         if k == SUPER:
             cls = v.extra
             inst = v.inner.extra if v.inner is not None and v.inner.kind == INSTANCE else cls
@@ -466,7 +487,159 @@ class Evaluator:
             return UNK
         if k == QS and name in ("objects",):
             return v
+        if k == QS and name == "model" and v.model and v.fw == DJANGO:  # `self.model` in a manager
+            return Val(MODEL, model=v.model, fw=DJANGO)
         return UNK
+
+    # ----- custom managers and querysets ------------------------------------------------------
+    def _declares_manager(self, model_q: str, name: str) -> bool:
+        """`name` is a manager of the model (declared on it or inherited from an abstract/parent model)."""
+        for c in self.mro(model_q):
+            pm = self.orm.models.get(c)
+            if pm is not None and name in pm.managers:
+                return True
+        return False
+
+    def manager_classes(self, model_q: str, name: str) -> tuple[str, ...]:
+        """The project classes whose methods `Model.<name>` has, in lookup order.
+
+        `BookQuerySet.as_manager()` -> (BookQuerySet,); `BookManager()` -> (BookManager, and the
+        QuerySet of a `Manager.from_queryset(BookQuerySet)` base along its MRO);
+        `Manager.from_queryset(BookQuerySet)()` -> (BookQuerySet,).
+        """
+        key = (model_q, name)
+        hit = self._mgr_memo.get(key)
+        if hit is not None:
+            return hit
+        self._mgr_memo[key] = ()
+        out: list[str] = []
+        for c in self.mro(model_q):
+            info = self.index.classes.get(c)
+            if info is None:
+                continue
+            attrs = (self.facts.get(info.path) or {}).get("classes", {}).get(c[len(info.module) + 1:], {})
+            if name in attrs:
+                desc = attrs[name][0]
+                if desc[0] == "ch":
+                    out = self._manager_desc_classes(info.module, desc)
+                break
+        res = tuple(dict.fromkeys(q for q in out if q in self.index.classes))
+        self._mgr_memo[key] = res
+        return res
+
+    def _class_of_chain(self, module: str, root: str, steps: tuple) -> str | None:
+        mfn = self.fn(module)
+        if mfn is None or any(st[0] != "a" for st in steps):
+            return None
+        v = self.chain(mfn, root, steps, 10 ** 9, (), 2, None, None)
+        return v.extra if v.kind == CLASS else None
+
+    def _manager_desc_classes(self, module: str, desc: tuple) -> list[str]:
+        root, steps = desc[1], desc[2]
+        out: list[str] = []
+        for i, st in enumerate(steps):
+            if st[0] != "a" or i + 1 >= len(steps) or steps[i + 1][0] != "c":
+                continue
+            if st[1] == "as_manager":
+                cls = self._class_of_chain(module, root, steps[:i])
+                return [cls] if cls else []
+            if st[1] == "from_queryset":
+                base = self._class_of_chain(module, root, steps[:i])
+                qargs = steps[i + 1][1]
+                if base:
+                    out.append(base)
+                if qargs and qargs[0][0] == "ch":
+                    qs_cls = self._class_of_chain(module, qargs[0][1], qargs[0][2])
+                    if qs_cls:
+                        out.append(qs_cls)
+                return out
+        if steps and steps[-1][0] == "c":
+            cls = self._class_of_chain(module, root, steps[:-1])
+            if cls:
+                out.append(cls)
+                out.extend(self._from_queryset_bases(cls))
+        return out
+
+    def manager_queryset(self, model_q: str, name: str) -> Val:
+        """What `Model.<manager>` is: a queryset of the model with what the manager's `get_queryset()` adds.
+
+        Evaluated once per manager (not per use, so the depth of the calling context never changes
+        it); an override that cannot be followed makes the queryset uncertain (nothing reported).
+        """
+        key = (model_q, name)
+        hit = self._mgr_qs_memo.get(key)
+        if hit is not None:
+            return hit
+        self._mgr_qs_memo[key] = Val(QS, model=model_q, fw=DJANGO, uncertain=True)  # recursion guard
+        classes = self.manager_classes(model_q, name)
+        qs = Val(QS, model=model_q, fw=DJANGO, extra=classes or None)
+        m = self.orm.models.get(model_q)
+        mfn = self.fn(m.module) if m is not None and classes else None
+        for canon in classes:
+            gq = self._member_function(canon, "get_queryset")
+            if gq is not None:
+                if mfn is None:
+                    qs = qs.but(uncertain=True)
+                    break
+                try:
+                    r = self.call_function(gq, [], {}, qs, mfn, 0, (), 1, None, (0, 0, 0, 0))
+                except RecursionError:  # pragma: no cover
+                    r = UNK
+                merged = tuple(dict.fromkeys((qs.extra or ()) + (r.extra if isinstance(r.extra, tuple) else ())))
+                qs = r.but(extra=merged or None, origin=None, built=0) \
+                    if r.kind == QS and r.model == model_q else qs.but(uncertain=True)
+                break
+        self._mgr_qs_memo[key] = qs
+        return qs
+
+    def default_manager_loaded(self, model_q: str | None) -> frozenset:
+        """Relations the model's default manager's `get_queryset()` always loads.
+
+        Django builds related managers (reverse FK, many-to-many) and their prefetches from the
+        related model's `_default_manager.__class__`, so a `select_related("x")` there applies to
+        `owner.rows.all()` and `prefetch_related("rows")` too. Forward FK access uses the plain base
+        manager instead (not covered here).
+        """
+        if not model_q:
+            return frozenset()
+        hit = self._dm_memo.get(model_q)
+        if hit is not None:
+            return hit
+        self._dm_memo[model_q] = frozenset()
+        out: frozenset = frozenset()
+        m = self.orm.models.get(model_q)
+        name = self._default_manager_name(model_q) if m is not None and m.framework == DJANGO else None
+        if name:
+            qs = self.manager_queryset(model_q, name)
+            if qs.kind == QS and qs.model == model_q and not qs.uncertain:
+                out = frozenset(p for p in qs.loaded if p != "*")
+        self._dm_memo[model_q] = out
+        return out
+
+    def _default_manager_name(self, model_q: str) -> str | None:
+        """`Meta.default_manager_name`, else the first manager declared on the model, then its parents."""
+        for c in self.mro(model_q):
+            pm = self.orm.models.get(c)
+            if pm is None:
+                continue
+            explicit = pm.meta_value("default_manager_name")
+            if isinstance(explicit, str):
+                return explicit
+            if pm.managers:
+                return next(iter(pm.managers))
+        return None
+
+    def _from_queryset_bases(self, cls: str) -> list[str]:
+        """`class BookManager(models.Manager.from_queryset(BookQuerySet))`: BookQuerySet's methods."""
+        out: list[str] = []
+        for c in self.mro(cls):
+            info = self.index.classes.get(c)
+            if info is None:
+                continue
+            for b in (self.facts.get(info.path) or {}).get("bases", {}).get(c[len(info.module) + 1:], ()):
+                if b[0] == "ch":
+                    out.extend(q for q in self._manager_desc_classes(info.module, b) if q != c)
+        return out
 
     def _member_function(self, cls: str, name: str) -> str | None:
         for c in self.mro(cls):
@@ -516,7 +689,7 @@ class Evaluator:
         loaded_top = top(v.loaded)
         if f is not None:
             if f.relation in ("fk", "o2o"):
-                target = f.target
+                target = f.target or getattr(f, "external_target", None)
                 if v.owner is not None and v.owner[0] == name:
                     return v.owner[1]  # fetched through owner.<reverse manager>: the FK is the owner itself
                 if name in loaded_top or ("*" in v.loaded and not f.kw("null", False)):
@@ -536,9 +709,11 @@ class Evaluator:
                 return Val(ROW, model=target, per_iter=False, fw=DJANGO, uncertain=target is None,
                            prefix=v.prefix + name + "__", extra=ev_, many=v.many)
             if f.relation in ("m2m", "generic-relation"):
-                return Val(RELMGR, model=f.target, extra=(name, name in loaded_top, m.qualified, v),
-                           loaded=sub_paths(v.loaded, name), per_iter=v.per_iter, fw=DJANGO,
-                           uncertain=v.uncertain or f.target is None, origin=v.origin,
+                mt = f.target or getattr(f, "external_target", None)
+                return Val(RELMGR, model=mt, extra=(name, name in loaded_top, m.qualified, v),
+                           loaded=sub_paths(v.loaded, name) | self.default_manager_loaded(mt),
+                           per_iter=v.per_iter, fw=DJANGO,
+                           uncertain=v.uncertain or mt is None, origin=v.origin,
                            prefix=v.prefix + name + "__")
             if f.relation == "gfk":
                 if name not in loaded_top and report:
@@ -571,7 +746,8 @@ class Evaluator:
             known = frozenset({rev.field}) if rev.kind == "fk" else frozenset()
             return Val(RELMGR, model=rev.source, extra=(name, name in loaded_top, m.qualified, v,
                                                         rev.field if rev.kind == "fk" else None),
-                       loaded=sub_paths(v.loaded, name) | known, per_iter=v.per_iter, fw=DJANGO,
+                       loaded=sub_paths(v.loaded, name) | known | self.default_manager_loaded(rev.source),
+                       per_iter=v.per_iter, fw=DJANGO,
                        uncertain=v.uncertain, origin=v.origin, prefix=v.prefix + name + "__")
         if name in v.loaded:  # Prefetch(..., to_attr=name): a plain list
             return Val(ROWS, model=None, fw=DJANGO)
@@ -695,16 +871,17 @@ class Evaluator:
             self._event(events, "query" if name not in ("bulk_create", "bulk_update") else "bulk", fn, pos,
                         model=v.model, call=name, qs=v)
             return UNK
-        # a custom manager / queryset method of the project
-        for cls in _manager_classes(v.extra):
-            canon = self.index.resolve(self.orm.models[v.model].module, cls) if v.model else None
-            if canon and canon in self.index.classes:
+        # a custom manager / queryset method of the project: what it adds to the chain
+        for canon in (v.extra if isinstance(v.extra, tuple) else ()):
+            if canon in self.index.classes:
                 q = self._member_function(canon, name)
                 if q is not None:
                     r = self.call_function(q, list(args), kwargs, v, fn, line, loops, depth, None, pos,
                                            arg_descs=True)
                     if r.kind in (QS, VALUES) and r.model == v.model:
-                        return r
+                        # the chain still starts where the caller built it (the callee's value is memoised)
+                        return r.but(origin=v.origin, built=v.built, owner=v.owner, extra=v.extra) \
+                            if r.kind == QS else r.but(origin=v.origin, built=v.built)
                     if r.kind == ROW:
                         self._event(events, "query", fn, pos, model=v.model, call=name, qs=v)
                         return r
@@ -760,7 +937,10 @@ class Evaluator:
             kind = "mgr_count" if name in ("count", "exists") else "mgr_query"
             self._event(events, kind, fn, pos, model=owner, relation=accessor, row=row, target=v.model,
                         call=name, prefetched=prefetched, path=v.prefix[:-2])
-        qs = Val(QS, model=v.model, fw=DJANGO, built=line, origin=(fn.path,) + pos, loaded=v.loaded, owner=back)
+        # a related manager subclasses the related model's default manager: its custom methods apply
+        dm = self._default_manager_name(v.model) if v.model else None
+        qs = Val(QS, model=v.model, fw=DJANGO, built=line, origin=(fn.path,) + pos, loaded=v.loaded, owner=back,
+                 extra=(self.manager_classes(v.model, dm) or None) if dm else None)
         if report:
             # already reported as this relation's N+1: nothing downstream is reported again
             return qs.but(kind=VALUES if name in self.values_methods else QS, uncertain=True)
@@ -780,6 +960,14 @@ class Evaluator:
                                       arg_descs=True)
         if k == CLASS:
             q = v.extra
+            if self.index.is_subclass(q, _QUERYSET_BASES):
+                # `BookQuerySet(self.model, using=self._db)` in a manager's get_queryset()
+                md = args[0] if args else kwargs.get("model")
+                mv = self.value(fn, md, line, loops, depth + 1) if md is not None else UNK
+                if mv.kind == MODEL and mv.fw == DJANGO:
+                    return Val(QS, model=mv.model, fw=DJANGO, built=line, origin=(fn.path,) + pos,
+                               extra=(q,))
+                return UNK
             init = self._member_function(q, "__init__")
             if init is not None:
                 self.call_function(init, list(args), kwargs, Val(INSTANCE, extra=q), fn, line, loops, depth,
@@ -802,6 +990,11 @@ class Evaluator:
         ref: str = v.extra
         if ref == "super" or ref == "builtins.super":
             return Val(SUPER, extra=fn.class_q) if fn.class_q else UNK
+        if ref in _GET_USER_MODEL and not args:
+            user = self.orm.user_model_ref() if hasattr(self.orm, "user_model_ref") else None
+            if user and user in self.orm.models:
+                return Val(MODEL, model=user, fw=DJANGO)
+            return Val(EXT, extra=ref + "()")
         if ref in self.sa_select and args:
             a0 = self.value(fn, args[0], line, loops, depth + 1)
             if a0.kind == MODEL and a0.fw == SQLALCHEMY and len(args) == 1:
@@ -1002,7 +1195,8 @@ class Evaluator:
         out = []
         for k, v in bindings.items():
             if v.kind != UNKNOWN:
-                extra = v.extra if isinstance(v.extra, str) else None
+                extra = v.extra if isinstance(v.extra, str) or (v.kind == QS and isinstance(v.extra, tuple)) \
+                    else None
                 out.append((k, v.kind, v.model, v.loaded, v.per_iter, v.uncertain, v.only, v.defer, extra,
                             v.owner[0] if v.owner else None, v.prefix))
         return tuple(out)
@@ -1083,6 +1277,37 @@ class Evaluator:
             return Val(QS, model=m.model, fw=DJANGO, origin=origin, built=line or 0)
         return UNK
 
+    def view_queryset(self, cls: str) -> Val:
+        """The queryset a generic list/detail view works on: its `get_queryset()` or `queryset`/`model`."""
+        hit = self._view_qs_memo.get(cls)
+        if hit is not None:
+            return hit
+        self._view_qs_memo[cls] = UNK
+        gq = self._member_function(cls, "get_queryset")
+        if gq is not None:
+            params = self.index.functions[gq].summary.params
+            qs = self.returns(gq, {params[0].name: Val(INSTANCE, extra=cls)} if params else {}, 1)
+        else:
+            qs = self.base_queryset(cls)
+        self._view_qs_memo[cls] = qs
+        return qs
+
+    def view_attr(self, cls: str, name: str) -> Val:
+        """`self.object` of a detail view (the row `get_object()` fetched from the view's queryset) and
+        `self.object_list` of a list view, as `get_context_data()` sees them."""
+        views = self.cat.get("views", {})
+        anc = self.index.ancestors(cls)
+        if name == "object" and anc & set(views.get("detail_views", []) + views.get("single_object_views", [])):
+            qs = self.view_queryset(cls)
+            if qs.kind == QS and qs.model and not qs.uncertain:
+                return Val(ROW, model=qs.model, loaded=qs.loaded, only=qs.only, defer=qs.defer, fw=DJANGO,
+                           origin=qs.origin)
+        elif name == "object_list" and anc & set(views.get("list_views", [])):
+            qs = self.view_queryset(cls)
+            if qs.kind == QS and qs.model and not qs.uncertain:
+                return qs
+        return UNK
+
     def _class_attr_line(self, cls: str, name: str) -> int | None:
         for c in self.mro(cls):
             info = self.index.classes[c]
@@ -1144,13 +1369,3 @@ def _is_classmethod(summary: FunctionSummary | None) -> bool:
 
 def _loops_at(fn: FnCtx, line: int) -> tuple:
     return tuple(lp[0] for lp in fn.facts.get("loops", ()) if lp[3] <= line <= lp[4] and not lp[5])
-
-
-def _manager_classes(ref: str | None) -> list[str]:
-    """`.managers.BookQuerySet.as_manager()` -> [".managers.BookQuerySet"]; `Mgr()` -> ["Mgr"]."""
-    if not ref:
-        return []
-    r = ref.removesuffix("()")
-    if r.endswith(".as_manager"):
-        return [r[: -len(".as_manager")]]
-    return [r]

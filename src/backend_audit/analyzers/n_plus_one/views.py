@@ -85,7 +85,9 @@ def analyze_views(ev: Evaluator, ctx, findings: list[Finding], seen: set) -> Non
             _generic_view(ev, cls, "detail", renders)
         if templates and "get_context_data" in (ev.index.classes[cls].summary.attrs.keys() | {
                 m.rsplit(".", 1)[-1] for m in ev.index.classes[cls].summary.methods}):
-            _context_data_view(ev, cls, renders)
+            _context_data_view(ev, cls, renders, cat)
+        if templates and "extra_context" in ev.index.classes[cls].summary.attrs:
+            _extra_context_view(ev, cls, renders, cat)
         if anc & set(cat.get("drf_list_views", [])):
             _drf_view(ev, ctx, cls, cat, findings, seen)
         if anc & set(cat.get("admin_bases", [])):
@@ -159,6 +161,9 @@ def _context_vars(ev: Evaluator, fn: FnCtx, desc: tuple | None, kwargs: dict, li
         if val.kind in (QS, ROWS, ROW, SA_RES, SA_Q) and val.model:
             # reported where the view binds the value (a reviewer fixes the view, not a shared selector)
             at = _binding_line(ev, fn, d, line)
+            if val.kind in (QS, ROWS) and val.prefix:
+                # `self.object.members.all()`: the fix goes on this queryset, its paths start here
+                val = val.but(prefix="", many=False)
             out[k] = val.but(origin=(fn.path, at, 0, at, 0))
         elif val.kind == LIST and val.inner is not None and val.inner.model and val.inner.kind in (QS, ROWS, SA_RES):
             # a paginator page: the queryset it wraps is built in this view (or elsewhere: report the binding)
@@ -255,24 +260,39 @@ def _const_str(ev: Evaluator, fn: FnCtx, desc: tuple | None, line: int) -> tuple
     return None
 
 
+#: generic views whose default template suffix is not `_list` / `_detail`
+_SUFFIXES = (("django.views.generic.edit.UpdateView", "_form"), ("django.views.generic.UpdateView", "_form"),
+             ("django.views.generic.edit.CreateView", "_form"), ("django.views.generic.CreateView", "_form"),
+             ("django.views.generic.edit.DeleteView", "_confirm_delete"),
+             ("django.views.generic.DeleteView", "_confirm_delete"))
+
+
+def _view_template_names(ev: Evaluator, cls: str, kind: str, model_q: str | None) -> list[str]:
+    """`template_name`, else the generic view's default `<app>/<model><suffix>.html`."""
+    tname = _const_attr(ev, cls, "template_name")
+    if tname:
+        return [tname]
+    model = ev.orm.models.get(model_q) if model_q else None
+    if model is None or not kind:
+        return []
+    suffix = _const_attr(ev, cls, "template_name_suffix")
+    if not suffix:
+        anc = ev.index.ancestors(cls)
+        suffix = next((sfx for base, sfx in _SUFFIXES if base in anc), "_list" if kind == "list" else "_detail")
+    return [f"{model.app_label}/{model.name.lower()}{suffix}.html"]
+
+
 def _generic_view(ev: Evaluator, cls: str, kind: str, renders: list) -> None:
     info = ev.index.classes[cls]
     gq = ev._member_function(cls, "get_queryset")
-    qs = UNK
-    if gq is not None:
-        qs = ev.returns(gq, {ev.index.functions[gq].summary.params[0].name: Val(INSTANCE, extra=cls)}
-                        if ev.index.functions[gq].summary.params else {}, 1)
-    if gq is None:
-        qs = ev.base_queryset(cls)
+    qs = ev.view_queryset(cls)
     if qs.kind != QS or not qs.model or qs.uncertain:
         return  # an overridden get_queryset() we cannot follow: its rows may be loaded any way
     model = ev.orm.models.get(qs.model)
     if model is None:
         return
-    tname = _const_attr(ev, cls, "template_name")
     lower = model.name.lower()
-    suffix = _const_attr(ev, cls, "template_name_suffix") or ("_list" if kind == "list" else "_detail")
-    names = [tname] if tname else [f"{model.app_label}/{lower}{suffix}.html"]
+    names = _view_template_names(ev, cls, kind, qs.model)
     con = _const_attr(ev, cls, "context_object_name")
     variables: dict[str, Val] = {}
     if kind == "list":
@@ -287,18 +307,62 @@ def _generic_view(ev: Evaluator, cls: str, kind: str, renders: list) -> None:
         renders.append((n, variables, fn, info.summary.line))
 
 
-def _context_data_view(ev: Evaluator, cls: str, renders: list) -> None:
-    """`get_context_data()` adding querysets to the context of the class's template."""
-    tname = _const_attr(ev, cls, "template_name")
+def _view_kind(ev: Evaluator, cls: str, cat: dict) -> str:
+    anc = ev.index.ancestors(cls)
+    if anc & set(cat.get("list_views", [])):
+        return "list"
+    if anc & set(cat.get("detail_views", [])):
+        return "detail"
+    return ""
+
+
+def _cbv_template_names(ev: Evaluator, cls: str, cat: dict) -> list[str]:
+    kind = _view_kind(ev, cls, cat)
+    qs = ev.view_queryset(cls) if kind else UNK
+    return _view_template_names(ev, cls, kind, qs.model if qs.kind == QS else None)
+
+
+def _context_data_view(ev: Evaluator, cls: str, renders: list, cat: dict | None = None) -> None:
+    """`get_context_data()` adding querysets to the context of the class's template.
+
+    `ctx = super().get_context_data(**kw); ctx["replies"] = self.object.messages.order_by(...)`,
+    `return {**super().get_context_data(**kw), "rows": ...}` and
+    `kwargs["rows"] = ...; return super().get_context_data(**kwargs)`; the template is `template_name`
+    or the generic view's default name.
+    """
     q = f"{cls}.get_context_data"
     fn = ev.fn(q)
-    if not tname or fn is None:
+    if fn is None:
+        return
+    names = _cbv_template_names(ev, cls, cat or {})
+    if not names:
         return
     variables: dict[str, Val] = {}
     for desc, line in fn.facts.get("returns", ()):
         variables.update(_context_vars(ev, fn, desc, {}, line, ()))
+        if desc[0] == "ch" and len(desc[2]) >= 2 and desc[2][-2] == ("a", "get_context_data") and fn.summary:
+            # `kwargs["x"] = qs` passed on to the base get_context_data(**kwargs)
+            for p in fn.summary.params:
+                if p.kind == "kwarg":
+                    variables.update(_context_vars(ev, fn, ("ch", p.name, (), line, 0), {}, line, ()))
     if variables:
-        renders.append((tname, variables, fn, ev.index.classes[cls].summary.line))
+        for n in names:
+            renders.append((n, variables, fn, ev.index.classes[cls].summary.line))
+
+
+def _extra_context_view(ev: Evaluator, cls: str, renders: list, cat: dict) -> None:
+    """`extra_context = {"rows": Model.objects...}` on a class-based view."""
+    for name, desc, line, owner in _class_facts(ev, cls):
+        if name != "extra_context" or desc[0] != "dict":
+            continue
+        mfn = ev.fn(ev.index.classes[owner].module)
+        if mfn is None:
+            return
+        variables = _context_vars(ev, mfn, desc, {}, line, ())
+        if variables:
+            for n in _cbv_template_names(ev, cls, cat):
+                renders.append((n, variables, mfn, line))
+        return
 
 
 def _const_attr(ev: Evaluator, cls: str, name: str) -> Any:
