@@ -543,6 +543,9 @@ def test_annotated_locals_and_parenthesised_path_receivers(tmp_path):
     ("django.core.cache.cache.get", "database"),
     ("sqlalchemy.orm.Session().execute", "database"), ("sqlalchemy.create_engine().connect", "database"),
     ("sqlalchemy.create_engine().connect().execute", "database"),
+    ("builtins.open().readlines", "file system"), ("io.open().write", "file system"),
+    ("pathlib.Path().open().write", "file system"), ("pathlib.Path().with_name().unlink", "file system"),
+    ("pathlib.Path.home().read_text", "file system"), ("pathlib.Path().iterdir()[].unlink", "file system"),
 ])
 def test_catalog_covers_the_blocking_apis_the_issue_lists(ref, kind):
     entry = catalog_model.load(load_catalog()).blocking(ref)
@@ -552,6 +555,8 @@ def test_catalog_covers_the_blocking_apis_the_issue_lists(ref, kind):
 @pytest.mark.parametrize("ref", [
     "redis.Redis().pipeline", "boto3.client().generate_presigned_url", "httpx.AsyncClient().get",
     "redis.asyncio.Redis().get", "os.path.join", "requests.Session", "$unknown.get", "aiofiles.open",
+    "aiofiles.open().read", "io.StringIO().write", "pathlib.Path().name.replace", "pathlib.Path.home",
+    "pathlib.Path().read_text().replace", "pathlib.Path().open().readlines()[].strip", "anyio.Path().exists",
 ])
 def test_catalog_leaves_non_blocking_apis_alone(ref):
     assert catalog_model.load(load_catalog()).blocking(ref) is None
@@ -656,3 +661,384 @@ def test_sync_context_manager_entered_in_a_coroutine(tmp_path):
         """,
     })
     assert [(f.line, f.rule) for f in findings] == [(line_of(tmp_path, "lock.py", 'with FileLock("/tmp/job.lock")'), "BA402")]
+
+
+# ----- marked projects: `# HIT` lines must be reported (with the rule when given), nothing else --
+def _marked(root: Path, files: dict[str, str]) -> tuple[set[tuple[str, int]], set[tuple[str, int]], list]:
+    findings = [f for f in run(root, files) if f.rule != "BA403"]
+    want = set()
+    for rel in files:
+        for n, text in enumerate((root / rel).read_text().splitlines(), 1):
+            if "# HIT" in text:
+                want.add((rel, n))
+    return want, {(f.path, f.line) for f in findings}, findings
+
+
+def test_file_object_methods_and_iteration_are_blocking_calls_of_their_own_lines(tmp_path):
+    want, got, findings = _marked(tmp_path, {
+        "files/__init__.py": "",
+        "files/api.py": """
+            import asyncio
+            import io
+            from pathlib import Path
+
+            import aiofiles
+            import anyio
+
+            async def read_config(path, tmp: Path):
+                with open(path) as fh:  # HIT
+                    data = fh.read()  # HIT
+                    fh.seek(0)  # HIT
+                    rest = fh.readlines()  # HIT
+                    for line in fh:  # HIT
+                        print(line)
+                    upper = [line.upper() for line in fh]  # HIT
+                with io.open(path, "a") as out:  # HIT
+                    out.write("x")  # HIT
+                    out.writelines(["a", "b"])  # HIT
+                head = open(path).read()  # HIT
+                log = open(path, "a")  # HIT
+                log.write("done")  # HIT
+                log.close()  # HIT
+                with tmp.open() as f:  # HIT
+                    text = f.read()  # HIT
+                with Path(path).open("rb") as raw:  # HIT
+                    for chunk in raw:  # HIT
+                        print(chunk)
+                return data, rest, upper, head, text
+
+            def _read(path):
+                with open(path) as fh:
+                    return fh.read()
+
+            async def near_misses(path):
+                async with aiofiles.open(path) as f:
+                    text = await f.read()
+                    async for line in f:
+                        print(line)
+                async with await anyio.open_file(path) as g:
+                    more = await g.read()
+                buf = io.StringIO()
+                buf.write(text)
+                copy = await asyncio.to_thread(_read, path)
+
+                def offloaded():
+                    with open(path) as fh:
+                        return [line for line in fh]
+
+                lines = await asyncio.to_thread(offloaded)
+                await asyncio.get_running_loop().run_in_executor(None, lambda: open(path).read())
+                return text, more, buf.getvalue(), copy, lines
+
+            def sync_helper(path):
+                with open(path) as fh:
+                    for line in fh:
+                        print(line)
+        """,
+    })
+    assert got == want
+    by_line = {f.line: f for f in findings}
+    loop_line = line_of(tmp_path, "files/api.py", "for line in fh:  # HIT")
+    assert by_line[loop_line].rule == "BA401" and by_line[loop_line].context["kind"] == "file system"
+    assert by_line[line_of(tmp_path, "files/api.py", "fh.read()  # HIT")].context["call"] == "open().read"
+
+
+def test_summary_keeps_the_left_operand_ref_of_a_division():
+    import ast
+
+    from backend_audit.parsing.summary import summarize_module
+
+    text = textwrap.dedent("""
+        from pathlib import Path
+
+        async def f(tmp, name):
+            src = Path(tmp) / name / "x"
+            n = 3 / 2
+            src.exists()
+    """)
+    fn = summarize_module(ast.parse(text), text).functions["f"]
+    assert fn.bindings["src"] == "pathlib.Path()"
+    assert "n" not in fn.bindings  # a constant on the left: still unknown
+    assert [c.ref for c in fn.calls][-1] == "pathlib.Path().exists"
+
+
+def test_paths_keep_their_type_through_operators_and_methods(tmp_path):
+    want, got, findings = _marked(tmp_path, {
+        "media/__init__.py": "",
+        "media/settings.py": """
+            from pathlib import Path
+
+            BASE_DIR = Path(__file__).resolve().parent
+            MEDIA = BASE_DIR / "media"
+            LABEL = "a" + "/" + "b"
+        """,
+        "media/api.py": """
+            import asyncio
+            from pathlib import Path
+
+            import anyio
+
+            from .settings import MEDIA
+
+            async def handle(tmp, name, base: Path):
+                src = Path(tmp) / name
+                dst = src.with_name(name + ".done")
+                sub = Path(tmp).joinpath("a", name)
+                home = Path.home() / ".cfg"
+                part = base / "x.part"
+                src.exists()  # HIT
+                dst.unlink()  # HIT
+                sub.stat()  # HIT
+                src.parent.mkdir(exist_ok=True)  # HIT
+                home.read_text()  # HIT
+                part.unlink()  # HIT
+                base.is_dir()  # HIT
+                MEDIA.mkdir(exist_ok=True)  # HIT
+                (MEDIA / name).touch()  # HIT
+                for old in MEDIA.iterdir():  # HIT
+                    old.unlink()  # HIT
+                await asyncio.to_thread(src.unlink)
+                await asyncio.to_thread(dst.write_text, "done")
+                await anyio.Path(tmp).joinpath(name).exists()
+                clean = src.name.replace("-", "_")
+                stem = dst.stem.replace(".", "")
+                rel = src.relative_to(tmp).as_posix()
+                n = len(name) / 2
+                return clean, stem, rel, n
+        """,
+    })
+    assert got == want
+    assert {(f.rule, f.context["kind"]) for f in findings} == {("BA401", "file system")}
+    unlink = [f for f in findings if f.line == line_of(tmp_path, "media/api.py", "dst.unlink()")]
+    assert unlink[0].context["call"] == "pathlib.Path().with_name().unlink"
+
+
+def test_partial_objects_are_offloaded_when_passed_and_run_when_called(tmp_path):
+    want, got, findings = _marked(tmp_path, {
+        "jobs/__init__.py": "",
+        "jobs/tasks.py": """
+            import functools
+            import shutil
+            import time
+
+            def export(path, rows):
+                with open(path, "w") as fh:
+                    fh.write(str(rows))
+
+            def pure(rows):
+                return len(rows)
+
+            NIGHTLY = functools.partial(export, "/srv/nightly.csv")
+            COUNT = functools.partial(pure)
+            NAP = functools.partial(time.sleep, 1)
+        """,
+        "jobs/api.py": """
+            import asyncio
+            from functools import partial
+
+            from . import tasks
+            from .tasks import COUNT, NAP, NIGHTLY
+
+            async def offloaded(rows):
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, partial(tasks.export, "/srv/a.csv", rows))
+                await asyncio.to_thread(partial(tasks.export, "/srv/b.csv", rows))
+                await loop.run_in_executor(None, NIGHTLY, rows)
+                await asyncio.to_thread(NIGHTLY, rows)
+                job = partial(tasks.export, "/srv/c.csv")
+                await asyncio.to_thread(job, rows)
+                await asyncio.to_thread(NAP)
+                COUNT(rows)
+                counted = partial(tasks.pure, rows)
+                counted()
+
+            async def on_the_loop(rows):
+                NIGHTLY(rows)  # HIT
+                job = partial(tasks.export, "/srv/d.csv")
+                job(rows)  # HIT
+                partial(tasks.export, "/srv/e.csv")(rows)  # HIT
+                NAP()  # HIT
+        """,
+    })
+    assert got == want
+    rules = {f.line: f.rule for f in findings}
+    assert rules[line_of(tmp_path, "jobs/api.py", "NIGHTLY(rows)  # HIT")] == "BA402"
+    assert rules[line_of(tmp_path, "jobs/api.py", "NAP()  # HIT")] == "BA401"
+
+
+def test_startup_code_runs_on_the_loop(tmp_path):
+    want, got, findings = _marked(tmp_path, {
+        "svc/__init__.py": "",
+        "svc/db.py": """
+            import sqlite3
+            from dataclasses import dataclass
+
+            import psycopg2
+
+            class Database:
+                def __init__(self, dsn):
+                    self.conn = psycopg2.connect(dsn)
+
+            class Reporting(Database):
+                def __init__(self, dsn):
+                    super().__init__(dsn)
+
+            class Lazy:
+                def __init__(self, dsn):
+                    self.dsn = dsn
+
+                def connect(self):
+                    return psycopg2.connect(self.dsn)
+
+            @dataclass
+            class Audit:
+                path: str
+
+                def __post_init__(self):
+                    self.conn = sqlite3.connect(self.path)
+
+            @dataclass
+            class Policy:
+                limit: int = 3
+
+                def __post_init__(self):
+                    self.double = self.limit * 2
+        """,
+        "svc/web.py": """
+            import json
+            import time
+            from contextlib import asynccontextmanager
+
+            from aiohttp import web
+            from fastapi import FastAPI
+            from starlette.applications import Starlette
+
+            from .db import Audit, Database, Lazy, Policy, Reporting
+
+            def read_settings(path):
+                with open(path) as fh:
+                    return json.load(fh)
+
+            async def create_app():
+                settings = read_settings("/etc/app.json")  # HIT
+                app = web.Application()
+                app["db"] = Database(settings["dsn"])  # HIT
+                app["lazy"] = Lazy(settings["dsn"])
+                app["policy"] = Policy()
+                app.on_startup.append(on_startup)
+                return app
+
+            async def on_startup(app):
+                time.sleep(0.5)  # HIT
+                app["reporting"] = Reporting("dsn")  # HIT
+                app["audit"] = Audit("/var/audit.db")  # HIT
+
+            @asynccontextmanager
+            async def lifespan(app):
+                app.state.db = Database("dsn")  # HIT
+                yield
+
+            def warm_cache():
+                time.sleep(1)  # HIT
+
+            def close_files():
+                with open("/tmp/state", "w") as fh:  # HIT
+                    fh.write("closed")  # HIT
+
+            def never_registered():
+                time.sleep(1)
+
+            api = FastAPI(lifespan=lifespan, on_startup=[warm_cache])
+            star = Starlette(on_shutdown=[close_files])
+
+            @api.on_event("startup")
+            def preload():
+                Database("dsn")  # HIT
+
+            @api.get("/sync")
+            def sync_endpoint():
+                time.sleep(1)
+                return {}
+        """,
+    })
+    assert got == want
+    hook = [f for f in findings if f.symbol == "warm_cache"]
+    assert hook and hook[0].severity == "medium" and "startup/shutdown hook" in hook[0].message
+
+
+def test_file_objects_passed_to_readers_and_paths_kept_on_instances(tmp_path):
+    want, got, findings = _marked(tmp_path, {
+        "st/__init__.py": "",
+        "st/store.py": """
+            import io
+            import json
+            import pickle
+            from pathlib import Path
+
+            class Store:
+                ROOT = Path("/srv") / "store"
+
+                def __init__(self, root: Path, name: str, cache: dict):
+                    self.root = root
+                    self.data = Path(root) / "data"
+                    self.name = name
+                    self.cache = cache
+
+                async def load(self):
+                    self.root.exists()  # HIT
+                    self.data.mkdir()  # HIT
+                    self.ROOT.is_dir()  # HIT
+                    with open(self.data / "x.json") as fh:  # HIT
+                        cfg = json.load(fh)  # HIT
+                    with (self.root / "x.pkl").open("wb") as out:  # HIT
+                        pickle.dump(cfg, out)  # HIT
+                    buf = io.StringIO()
+                    json.dump(cfg, buf)
+                    parsed = json.loads('{"a": 1}')
+                    self.name.replace("a", "b")
+                    self.cache.get("x")
+                    return cfg, parsed
+        """,
+    })
+    assert got == want
+    (f,) = [f for f in findings if f.line == line_of(tmp_path, "st/store.py", "json.load(fh)")]
+    assert f.context["call"] == "json.load(open())" and f.context["kind"] == "file system"
+
+
+def test_classmethod_factories_stdin_and_fdopen(tmp_path):
+    want, got, _ = _marked(tmp_path, {
+        "m.py": """
+            import os
+            import sys
+
+            import psycopg2
+
+            class Db:
+                def __init__(self, dsn):
+                    self.conn = psycopg2.connect(dsn)
+
+                @classmethod
+                def from_env(cls):
+                    return cls(os.environ["DSN"])
+
+                @classmethod
+                def describe(cls):
+                    return cls.__name__
+
+                @staticmethod
+                def make(cls):
+                    return cls("x")
+
+            async def main(stdin, factory):
+                Db.from_env()  # HIT
+                Db.describe()
+                Db.make(factory)
+                for line in sys.stdin:  # HIT
+                    print(line)
+                for line in stdin:
+                    print(line)
+                with os.fdopen(3) as fh:
+                    fh.read()  # HIT
+        """,
+    })
+    assert got == want

@@ -320,6 +320,9 @@ class Summarizer(ast.NodeVisitor):
             return self.ref(node.value)
         if isinstance(node, ast.Lambda):
             return f"@{self._lambda_qualname(node)}"
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            # `Path(base) / name` is still a Path (`__truediv__` returns the left operand's type)
+            return self.ref(node.left)
         return None
 
     def describe(self, node: ast.AST | None, depth: int = 0) -> Value:

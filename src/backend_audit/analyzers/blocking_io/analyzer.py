@@ -8,10 +8,15 @@
 * BA404 a synchronous Django ORM operation in a coroutine (a query method, `save()`, a related
         manager write, evaluating a queryset by `for`/`list()`/`len()`...).
 
-What runs on the event loop is decided by `async def` alone: the body of a coroutine (its own call
+What runs on the event loop is decided by `async def`: the body of a coroutine (its own call
 sites; lambdas and nested defs are separate functions that only run on the loop when the coroutine
-calls them) and every sync project function it calls. A callable passed (not called) to an
-offloading helper runs in a thread, an awaited call is an async API. FastAPI/Starlette `def`
+calls them) and every sync project function it calls (a constructor runs `__init__`, a base
+`__init__` through `super()`, a dataclass's `__post_init__`; calling a `functools.partial` runs its
+function). The one framework exception: Starlette/FastAPI startup/shutdown hooks registered as
+plain `def`s, which Starlette calls directly on the loop. A callable passed (not called) to an
+offloading helper runs in a thread, also wrapped in `functools.partial`; an awaited call is an
+async API. File objects and `pathlib.Path` values are tracked by type: each method call on them
+(and each sync `for` over a file) is a blocking call of its own line. FastAPI/Starlette `def`
 endpoints and Django sync views are sync functions, so what they do never reaches the loop unless
 a coroutine calls them. Entry points (endpoints, views, handlers, middleware) only raise severity.
 """
@@ -138,6 +143,9 @@ class _Run(TimeoutChecks):
         self._calls: dict[str, list[ResolvedCall]] = {}
         self._request: set[str] | None = None
         self._ranges: dict[str, tuple[list[int], list[FunctionInfo]]] = {}
+        self._has_iterables = bool(cat.iterables.patterns())
+        self._path_assigns: dict[str, str] | None = None
+        self._hooks: set[str] | None = None
 
     def _uses_django(self) -> bool:
         for s in self.index.summaries.values():
@@ -247,6 +255,12 @@ class _Run(TimeoutChecks):
         retyped = self._annotated_locals(info)
         for i, rc in enumerate(out):
             ref = rc.site.ref
+            fixed = self._super_or_path(info, rc)
+            if fixed is not None:
+                if out is shared:
+                    out = list(out)
+                out[i] = fixed
+                continue
             if retyped and ref:
                 for prefix, typ in retyped:
                     if ref.startswith(prefix) and ref[len(prefix):len(prefix) + 1] in (".", ""):
@@ -295,6 +309,155 @@ class _Run(TimeoutChecks):
             out[i] = ResolvedCall(rc.site, target, fn)
         self._calls[q] = out
         return out
+
+    def _super_or_path(self, info: FunctionInfo, rc: ResolvedCall) -> ResolvedCall | None:
+        """`super().m()` as the base class method it runs; `DATA_DIR.exists()` with a module-level
+        `DATA_DIR = Path(...) / "x"` (which the index cannot type) as a Path method."""
+        target = rc.target
+        if not target:
+            return None
+        if target.startswith("builtins.super().") and info.summary.class_qualname and rc.function is None:
+            name = target[len("builtins.super()."):]
+            if not name.isidentifier():
+                return None
+            cls = f"{info.module}.{info.summary.class_qualname}"
+            for c in self.index.mro(cls)[1:]:
+                fn = self.index.functions.get(f"{c}.{name}")
+                if fn is not None:
+                    return ResolvedCall(rc.site, fn.qualified, fn)
+            return None
+        if (target == "$cls" or target.startswith("$cls.")) and info.summary.class_qualname \
+                and "cls" not in info.summary.bindings and self._is_classmethod(info):
+            # `cls(...)` / `cls.other()` in a classmethod: the class itself (subclasses aside)
+            new = self.index.resolve(info.module, f"@{info.summary.class_qualname}{target[4:]}")
+            if new and new[0] != "$":
+                fn = self.index.functions.get(new)
+                if fn is None and new in self.index.classes:
+                    fn = next((self.index.functions[f"{c}.__init__"] for c in self.index.mro(new)
+                               if f"{c}.__init__" in self.index.functions), None)
+                return ResolvedCall(rc.site, new, fn)
+            return None
+        assigns = self.path_assigns
+        if not assigns or rc.function is not None or "." not in target or target[0] in "$@":
+            return None
+        cut = target.find(".")
+        while cut > 0:
+            typ = assigns.get(target[:cut])
+            if typ is not None:
+                new = typ + target[cut:]
+                return ResolvedCall(rc.site, new, self.index.functions.get(new))
+            cut = target.find(".", cut + 1)
+        return None
+
+    def _is_classmethod(self, info: FunctionInfo) -> bool:
+        return any(d.ref == "builtins.classmethod" for d in info.summary.decorators)
+
+    @property
+    def path_assigns(self) -> dict[str, str]:
+        """`module.NAME` -> what its left operand is, for module-level `NAME = <ref> / ...`.
+
+        `/` keeps the left operand's type (`Path.__truediv__`); the index does not follow binops.
+        """
+        if self._path_assigns is None:
+            out: dict[str, str] = {}
+            for path, summary in self.index.summaries.items():
+                module = self.index.module_of.get(path)
+                if module is None:
+                    continue
+                for name, attr in summary.assigns.items():
+                    v = attr.value
+                    while v[0] == "binop" and v[1] == "Div":
+                        v = v[2]
+                    if v is attr.value:
+                        continue
+                    left = self.index.resolve_value(module, v)
+                    if left and left[0] != "$":
+                        out[f"{module}.{name}"] = left
+                for cls in summary.classes.values():
+                    self._typed_attributes(module, summary, cls, out)
+            for _ in range(3):  # `DATA = BASE / "data"` with `BASE = Path(...) / "x"`
+                changed = False
+                for k, v in list(out.items()):
+                    for cut in [i for i, ch in enumerate(v) if ch in ".("] + [len(v)]:
+                        prefix = v[:cut]
+                        if prefix != k and prefix in out:
+                            out[k] = out[prefix] + v[cut:]
+                            changed = True
+                            break
+                if not changed:
+                    break
+            self._path_assigns = out
+        return self._path_assigns
+
+    def _typed_attributes(self, module: str, summary: Any, cls: Any, out: dict[str, str]) -> None:
+        """Attributes the index cannot type: `self.root = Path(root) / "x"` (a binop), and
+        `self.root = root` / `self.root = root / "x"` with `root: Path` a parameter of `__init__`."""
+        init = summary.functions.get(f"{cls.qualname}.__init__")
+        params = {p.name: p.annotation for p in init.params if p.annotation} if init is not None else {}
+        for table, key in ((cls.attrs, f"{module}.{cls.qualname}"), (cls.instance_attrs, f"{module}.{cls.qualname}()")):
+            for name, attr in table.items():
+                v = attr.value
+                while v[0] == "binop" and v[1] == "Div":
+                    v = v[2]
+                if v[0] == "ref" and v[1] and v[1][0] == "$" and table is cls.instance_attrs:
+                    head = v[1][1:].split(".", 1)[0]
+                    ann = params.get(head)
+                    if not ann or head != v[1][1:]:
+                        continue
+                    base = ann if _PLAIN_REF.match(ann) else _annotation_ref(summary, ann)
+                    left = self.index.resolve(module, f"{base}()") if base else None
+                elif v is attr.value:
+                    continue
+                else:
+                    left = self.index.resolve_value(module, v)
+                if left and left[0] != "$":
+                    out[f"{key}.{name}"] = left
+                    if table is cls.attrs:
+                        out[f"{module}.{cls.qualname}().{name}"] = left
+
+    def _typed(self, info: FunctionInfo, ref: str | None) -> str | None:
+        """`$param...` with the parameter's annotated type (`p: Path` -> `pathlib.Path()...`)."""
+        if not ref or ref[0] != "$":
+            return ref
+        head, sep, rest = ref[1:].partition(".")
+        name, markers = strip_markers(head)
+        typ = self._param_types(info).get(name)
+        if typ is None:
+            return ref
+        return self.index.resolve(info.module, f"{typ}(){markers}{sep}{rest}")
+
+    def _partial_wrapped(self, info: FunctionInfo, rc: ResolvedCall) -> str | None:
+        """The callable a call of a `functools.partial(f, ...)` object runs (canonical), if any."""
+        partials = self.cat.partials
+        target = rc.target
+        if not partials or not target or not target.endswith("()") or target[:-2] not in partials:
+            return None
+        site = rc.site
+        ref = site.ref or ""
+        # a module-level `JOB = functools.partial(f, ...)` (this module or imported)
+        if ref and "(" not in ref and ref[0] != "$":
+            if ref[0] == "@":
+                module, name = info.module, ref[1:]
+            else:
+                parent, _, name = ref.rpartition(".")
+                module = self.index.resolve(info.module, parent) if parent else None
+            summary = self.index.module_summary(module) if module else None
+            attr = summary.assigns.get(name) if summary is not None else None
+            if attr is not None and attr.value[0] == "call" and attr.value[2]:
+                return self.index.resolve_value(module, attr.value[2][0]) if module else None
+            return None
+        # a local `job = functools.partial(f, ...)` or inline `functools.partial(f, ...)()`:
+        # the nearest partial() built before this call in the same function
+        if not ref.endswith("()") or self.index.resolve(info.module, ref[:-2]) not in partials:
+            return None  # e.g. `self.callback()` holding a partial built elsewhere: unknown
+        best = None
+        for other in info.summary.calls:
+            if (other.line, other.col) > (site.line, site.col):
+                continue
+            if other.ref and other.args and self.index.resolve(info.module, other.ref) in partials \
+                    and (best is None or (other.line, other.col) > (best.line, best.col)):
+                best = other
+        return self.index.resolve_value(info.module, best.args[0]) if best is not None else None
 
     @property
     def attr_types(self) -> dict[str, str]:
@@ -401,8 +564,6 @@ class _Run(TimeoutChecks):
         if cached is not None:
             return cached
         hits: list[Hit] = []
-        covered: set[str] = set()
-        candidates: list[tuple[Any, str, str, catalog_model.BlockingEntry]] = []
         cls = f"{info.module}.{info.summary.class_qualname}" if info.summary.class_qualname else None
         paren = self.paren_methods.get(info.path)
         for rc in self.calls(info):
@@ -422,6 +583,12 @@ class _Run(TimeoutChecks):
                 target = f"{cls}()" + target[len("builtins.super()"):]
             if self.is_offloader(target):
                 continue
+            wrapped = self._partial_wrapped(info, rc)
+            if wrapped is not None:
+                # calling a `functools.partial(f, ...)` object runs `f` right here
+                if wrapped in self.index.functions:
+                    continue  # a project function: followed by `_sync_callees`
+                target = wrapped
             entry = None
             for v in self.variants(target):
                 entry = self.cat.blocking(v)
@@ -434,10 +601,15 @@ class _Run(TimeoutChecks):
                         kind, "anyio.Path / aiofiles (awaited), or await asyncio.to_thread(...)", "medium")
                     v = target
             if entry is not None:
-                if entry.covers_methods:
-                    covered.add(target + "()")
-                candidates.append((site, target, v, entry))
+                # every blocking call at its own line: `with open(p) as f` and each `f.read()`
+                hits.append(Hit(entry.rule, site.line, site.col, site.end_line, site.end_col,
+                                _display(v), entry.kind, entry.alternative, entry.confidence))
                 continue
+            if target in self.cat.file_consumers:
+                hit = self._file_argument(info, site, target)
+                if hit is not None:
+                    hits.append(hit)
+                    continue
             if self.orm is not None:
                 hit = self.orm.blocking_call(target)
                 if hit is not None:
@@ -452,17 +624,25 @@ class _Run(TimeoutChecks):
                         hits.append(Hit("BA404", site.line, site.col, site.end_line, site.end_col,
                                         f"{_display(target)}({_short(_arg_ref(site.args[0]) or arg or '')})", "database", alt,
                                         "high" if sure else "medium"))
-        for site, target, matched, entry in candidates:
-            receiver = target.rsplit(".", 1)[0]
-            if not entry.covers_methods and receiver in covered:
-                continue  # file.read() after open() in the same function: reported at the open()
-            hits.append(Hit(entry.rule, site.line, site.col, site.end_line, site.end_col,
-                            _display(matched), entry.kind, entry.alternative, entry.confidence))
-        if self.orm is not None:
+        if self.orm is not None or self._has_iterables:
             hits.extend(self._iterations(info))
         hits.sort(key=lambda h: (h.line, h.col))
         self._direct[q] = hits
         return hits
+
+    def _file_argument(self, info: FunctionInfo, site: Any, target: str) -> Hit | None:
+        """`json.load(fh)` with `fh` a real file object: the read happens at this call."""
+        for v in list(site.args) + list(site.kwargs.values()):
+            ref = _arg_ref(v)
+            if not ref:
+                continue
+            entry = self.cat.iterables.match(self._typed(info, self.index.resolve(info.module, ref)))
+            if entry is not None:
+                return Hit("BA401", site.line, site.col, site.end_line, site.end_col,
+                           f"{_display(target)}({_short(ref)})", entry.kind,
+                           "read the content asynchronously (aiofiles / anyio, awaited) and parse the text, "
+                           "or await asyncio.to_thread(...)", entry.confidence)
+        return None
 
     def _functions_of(self, path: str) -> tuple[list[int], list[FunctionInfo]]:
         """The functions of one file sorted by position (grouped once for the whole project)."""
@@ -497,7 +677,6 @@ class _Run(TimeoutChecks):
         lo = bisect_right(positions, (s.line, -1, "", -2))
         out: list[Hit] = []
         calls_at: dict[tuple[int, int], Any] | None = None
-        assert self.orm is not None
         for line, col, name, end in positions[lo:]:
             if line > s.end_line:
                 break
@@ -521,10 +700,27 @@ class _Run(TimeoutChecks):
                 head, _, rest = name.partition(".")
                 bound = s.bindings.get(head)
                 if bound is None:
+                    # `for line in sys.stdin`: an imported name (file objects only, not querysets)
+                    summary = self.index.summaries.get(info.path)
+                    imported = summary.imports.get(head) if summary is not None and head not in \
+                        {p.name for p in s.params} else None
+                    ref = self.index.resolve(info.module, imported + ("." + rest if rest else "")) if imported else None
+                    entry = self.cat.iterables.match(ref) if ref and end < 0 else None
+                    if entry is not None:
+                        out.append(Hit("BA401", line, col, line, col + len(name), f"for ... in {name}",
+                                       entry.kind, entry.alternative, entry.confidence))
                     continue
-                ref = self.index.resolve(info.module, bound + ("." + rest if rest else ""))
+                ref = self._typed(info, self.index.resolve(info.module, bound + ("." + rest if rest else "")))
                 shown = name
                 end_line, end_col = line, col + len(name)
+            if end < 0 and ref:
+                entry = self.cat.iterables.match(ref)
+                if entry is not None:  # `for line in f` over a file object: each step reads
+                    out.append(Hit("BA401", line, col, end_line, end_col, f"for ... in {_short(shown)}",
+                                   entry.kind, entry.alternative, entry.confidence))
+                    continue
+            if self.orm is None:
+                continue
             is_qs, sure = self.orm.is_queryset(ref)
             if is_qs:
                 if end < 0:
@@ -546,9 +742,22 @@ class _Run(TimeoutChecks):
                 continue
             if withs and (site.line, site.col) in withs:
                 out.extend((site, fn) for fn in self._context_methods(info, rc))
+            if rc.target and rc.target in self.index.classes:
+                post = self._post_init(rc.target)  # a dataclass's generated __init__ calls it
+                if post is not None:
+                    out.append((site, post))
             if rc.function is not None:
                 if self.runs_synchronously(rc.function):
                     out.append((site, rc.function))
+                continue
+            wrapped = self._partial_wrapped(info, rc)
+            if wrapped is not None:
+                fn = self.index.functions.get(wrapped)
+                if fn is None and wrapped in self.index.classes:
+                    fn = next((self.index.functions[f"{c}.__init__"] for c in self.index.mro(wrapped)
+                               if f"{c}.__init__" in self.index.functions), None)
+                if fn is not None and self.runs_synchronously(fn):
+                    out.append((site, fn))
                 continue
             if rc.target and (rc.target in self.cat.sync_callers
                               or rc.target.rsplit(".", 1)[-1] in self.cat.sync_caller_methods):
@@ -558,6 +767,14 @@ class _Run(TimeoutChecks):
                         if fn is not None and self.runs_synchronously(fn):
                             out.append((site, fn))
         return out
+
+    def _post_init(self, cls: str) -> FunctionInfo | None:
+        for c in self.index.mro(cls):
+            for name in ("__post_init__", "__attrs_post_init__"):
+                fn = self.index.functions.get(f"{c}.{name}")
+                if fn is not None:
+                    return fn if self.runs_synchronously(fn) else None
+        return None
 
     def _context_methods(self, info: FunctionInfo, rc: ResolvedCall) -> list[FunctionInfo]:
         """`__enter__`/`__exit__` of the project class a `with X(...)` expression creates."""
@@ -638,6 +855,7 @@ class _Run(TimeoutChecks):
         # exceptions propagate: the engine turns them into an "analyzer-error" diagnostic
         out: list[Finding] = list(self._timeouts())
         coroutines = [i for i in self.index.functions.values() if i.summary.is_async]
+        coroutines.extend(self.index.functions[q] for q in sorted(self.loop_hooks))
         if coroutines:
             out.extend(self._on_loop(coroutines))
         seen: set[tuple[str, str, int]] = set()
@@ -648,6 +866,50 @@ class _Run(TimeoutChecks):
                 seen.add(key)
                 unique.append(f)
         return unique
+
+    @property
+    def loop_hooks(self) -> set[str]:
+        """Sync functions a framework calls directly on the loop: Starlette/FastAPI startup and
+        shutdown hooks (`on_startup=[init]`, `add_event_handler("startup", init)`,
+        `@app.on_event("startup")`), which Starlette calls as `handler()` when not a coroutine."""
+        if self._hooks is not None:
+            return self._hooks
+        self._hooks = out = set()
+        fw = self.cat.frameworks
+        if fw is None or not (fw.loop_hook_kwargs or fw.loop_hook_registrations.patterns()):
+            return out
+        index = self.index
+        hook_kwargs = tuple(fw.loop_hook_kwargs)
+
+        def add(module: str, value: tuple) -> None:
+            values = value[1] if value[0] == "list" else [value]
+            for v in values:
+                if v[0] == "ref" and v[1]:
+                    fn = index.functions.get(index.resolve(module, v[1]) or "")
+                    if fn is not None and not fn.summary.is_async and self.runs_synchronously(fn):
+                        out.add(fn.qualified)
+
+        for info in index.functions.values():
+            s = info.summary
+            for d in s.decorators:
+                if d.is_call and d.ref and d.ref.endswith(".on_event") and not s.is_async \
+                        and fw.loop_hook_registrations.match(index.resolve(info.module, d.ref) or "") \
+                        and self.runs_synchronously(info):
+                    out.add(info.qualified)
+            for site in s.calls:
+                ref = site.ref
+                if not ref:
+                    continue
+                if ref.endswith(".add_event_handler") and len(site.args) >= 2:
+                    if fw.loop_hook_registrations.match(index.resolve(info.module, ref) or ""):
+                        add(info.module, site.args[1])
+                elif site.kwargs:
+                    kw = site.kwargs
+                    keys = [k for k in hook_kwargs if k in kw]
+                    if keys and fw.loop_hook_calls.match(index.resolve(info.module, ref) or ""):
+                        for k in keys:
+                            add(info.module, kw[k])
+        return out
 
     def _on_loop(self, coroutines: list[FunctionInfo]) -> list[Finding]:
         ctx = self.ctx
@@ -661,14 +923,15 @@ class _Run(TimeoutChecks):
             fname = info.qualified
             severity_of = self._severity
             on_path = fname in self.request_set
+            what = "coroutine" if info.summary.is_async else "startup/shutdown hook (run on the event loop)"
             for hit in self.direct(info):
                 context = {"call": hit.call, "kind": hit.kind, "alternative": hit.alternative,
                            "chain": [], "request_path": on_path, "function": fname}
                 if hit.rule == "BA404":
-                    msg = (f"Synchronous Django database operation `{hit.call}` in coroutine `{info.summary.qualname}`: "
+                    msg = (f"Synchronous Django database operation `{hit.call}` in {what} `{info.summary.qualname}`: "
                            f"it blocks the event loop (Django raises SynchronousOnlyOperation); use {hit.alternative}")
                 else:
-                    msg = (f"Blocking {hit.kind} call `{hit.call}` in coroutine `{info.summary.qualname}` stalls "
+                    msg = (f"Blocking {hit.kind} call `{hit.call}` in {what} `{info.summary.qualname}` stalls "
                            f"the event loop; use {hit.alternative}")
                 out.append(ctx.finding(hit.rule, info.path, hit.line, hit.col, hit.end_line, hit.end_col, msg,
                                        severity=severity_of(hit.rule, fname), confidence=hit.confidence,
@@ -681,7 +944,7 @@ class _Run(TimeoutChecks):
                 context = {"call": hit.call, "kind": hit.kind, "alternative": hit.alternative,
                            "chain": names + [hit.call], "request_path": on_path, "function": fname}
                 steps = " -> ".join(f"`{n.rsplit('.', 1)[-1] if '<' not in n else n}`" for n in names)
-                msg = (f"Coroutine `{info.summary.qualname}` calls sync `{fn.qualified}`, which reaches the blocking "
+                msg = (f"{what[0].upper()}{what[1:]} `{info.summary.qualname}` calls sync `{fn.qualified}`, which reaches the blocking "
                        f"{hit.kind} call `{hit.call}` ({depth} call{'s' if depth > 1 else ''} deep: {steps}); "
                        f"offload it with asyncio.to_thread or use {hit.alternative}")
                 # the chain as an ordered flow (SARIF codeFlows): the call on the loop, then each step

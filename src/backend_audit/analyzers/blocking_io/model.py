@@ -24,6 +24,7 @@ class BlockingEntry:
     kind: str
     alternative: str
     confidence: str = "high"
+    #: accepted for older user catalogs; every blocking call is reported at its own line now
     covers_methods: bool = False
     rule: str = "BA401"
 
@@ -64,6 +65,11 @@ class Frameworks:
     request_types: frozenset[str]
     request_params: frozenset[str]
     asgi_params: frozenset[str]
+    #: startup/shutdown hooks (run on the loop even when sync): calls taking hook lists by keyword
+    loop_hook_calls: PatternSet[bool] = field(default_factory=PatternSet)
+    loop_hook_kwargs: frozenset[str] = frozenset()
+    #: `add_event_handler(event, hook)` calls and `@on_event(...)` decorators
+    loop_hook_registrations: PatternSet[bool] = field(default_factory=PatternSet)
 
 
 @dataclass
@@ -72,6 +78,11 @@ class BlockingCatalog:
     safe: PatternSet[bool] = field(default_factory=PatternSet)
     offloaders: PatternSet[bool] = field(default_factory=PatternSet)
     offloader_methods: frozenset[str] = frozenset()
+    partials: frozenset[str] = frozenset()
+    #: functions that read/write a file object passed to them (`json.load(fh)`)
+    file_consumers: frozenset[str] = frozenset()
+    #: objects whose sync iteration blocks (file objects), with what to use instead
+    iterables: PatternSet[BlockingEntry] = field(default_factory=PatternSet)
     sync_callers: frozenset[str] = frozenset()
     sync_caller_methods: frozenset[str] = frozenset()
     unknown_receiver_methods: dict[str, str] = field(default_factory=dict)
@@ -150,6 +161,22 @@ def load(catalog: Catalog) -> BlockingCatalog:
     _patterns_list(out.safe, table, "safe")
     _patterns_list(out.offloaders, table, "offloaders")
     out.offloader_methods = frozenset(_strings(table, "offloader_methods"))
+    out.partials = frozenset(_strings(table, "partials"))
+    out.file_consumers = frozenset(_strings(table, "file_consumers"))
+    iterables = table.get("iterables", [])
+    if not isinstance(iterables, list):
+        raise CatalogError(f"{_where('iterables')} must be an array of tables ([[catalog.{SECTION}.iterables]])")
+    for i, entry in enumerate(iterables):
+        k = f"iterables[{i}]"
+        if not isinstance(entry, dict):
+            raise CatalogError(f"{_where(k)} must be a table")
+        kind = entry.get("kind")
+        if kind not in KINDS:
+            raise CatalogError(f"{_where(k + '.kind')} must be one of {', '.join(KINDS)} (got {kind!r})")
+        alt = entry.get("alternative")
+        if not isinstance(alt, str) or not alt.strip():
+            raise CatalogError(f"{_where(k + '.alternative')} must be a non-empty string")
+        _patterns(out.iterables, entry.get("patterns", entry.get("pattern")), BlockingEntry(kind, alt.strip()), k)
     out.sync_callers = frozenset(_strings(table, "sync_callers"))
     out.sync_caller_methods = frozenset(_strings(table, "sync_caller_methods"))
     out.unknown_receiver_methods = _mapping(table, "unknown_receiver_methods")
@@ -200,12 +227,18 @@ def load(catalog: Catalog) -> BlockingCatalog:
     registrations: PatternSet[bool] = PatternSet()
     _patterns_list(decorators, fw, "route_decorators", "frameworks.")
     _patterns_list(registrations, fw, "route_registrations", "frameworks.")
+    hook_calls: PatternSet[bool] = PatternSet()
+    hook_registrations: PatternSet[bool] = PatternSet()
+    _patterns_list(hook_calls, fw, "loop_hook_calls", "frameworks.")
+    _patterns_list(hook_registrations, fw, "loop_hook_registrations", "frameworks.")
     out.frameworks = Frameworks(
         route_decorators=decorators, route_registrations=registrations,
         handler_bases=frozenset(_strings(fw, "handler_bases")),
         request_types=frozenset(_strings(fw, "request_types")),
         request_params=frozenset(_strings(fw, "request_params")),
         asgi_params=frozenset(_strings(fw, "asgi_params")),
+        loop_hook_calls=hook_calls, loop_hook_kwargs=frozenset(_strings(fw, "loop_hook_kwargs")),
+        loop_hook_registrations=hook_registrations,
     )
     _CACHE[key] = out
     return out
