@@ -388,7 +388,8 @@ def test_files_without_sql_or_queries_collect_nothing_and_never_import_sqlglot()
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("project", ["mi_django_shop", "mi_sqlalchemy_app", "mi_flask_mysql"])
+@pytest.mark.parametrize("project", ["mi_django_shop", "mi_sqlalchemy_app", "mi_flask_mysql", "mi_core_app",
+                                     "mi_django_hr"])
 def test_fixture_projects_have_no_false_positives(project):
     from fixture_scoring import FIXTURES, score_all
 
@@ -538,3 +539,314 @@ class Contact(models.Model):
             return Contact.objects.filter(phone=p)
     """})
     assert at(run(tmp_path), "shop/views.py") == {}
+
+
+# ----- raw SQL: where findings are reported, SQL built from pieces, bound LIKE patterns ---------------
+CORE_TABLES = """
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, func
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(200), unique=True),
+    Column("name", String(100)),
+    Column("nick", String(100)),
+    Column("city", String(100)),
+    Column("joined", DateTime),
+    Column("seen", DateTime),
+    Column("deleted_at", DateTime),
+)
+Index("ix_users_lower_nick", func.lower(users.c.nick))
+Index("ix_users_seen_day", func.date(users.c.seen))
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("users.id"), index=True),
+    Column("platform", String(20)),
+)
+"""
+
+
+def test_raw_sql_findings_are_reported_at_the_call_that_runs_the_sql(tmp_path):
+    write(tmp_path, {"app/__init__.py": "", "app/tables.py": CORE_TABLES, "app/raw.py": '''
+        def multi_line(cur, name):
+            cur.execute(
+                """
+                SELECT id
+                FROM users
+                WHERE name = %s
+                """,
+                (name,),
+            )
+
+        def built_first(cur, city):
+            sql = "SELECT id FROM users WHERE city = %s"
+            rows = cur.execute(sql, (city,))
+            return rows
+
+        def wrapped(session, text, platform):
+            return session.execute(
+                text("""
+                    SELECT id FROM devices
+                    WHERE platform = :p
+                """),
+                {"p": platform},
+            )
+
+        UNUSED = """
+            SELECT id FROM users WHERE joined > now()
+        """
+    '''})
+    assert at(run(tmp_path), "app/raw.py") == {
+        2: "BA201",  # the `cur.execute(` line, not the WHERE line inside the string
+        13: "BA201",  # the execute that takes `sql`, not the assignment
+        17: "BA201",  # `session.execute(` around a multi-line `text(...)`
+        25: "BA201",  # a string never passed to a call we can see: its first line
+    }
+    # in a .sql file the finding stays at the column's line
+    write(tmp_path, {"app/raw.py": "", "db/report.sql":
+                     "SELECT id\nFROM devices\nWHERE devices.user_id IS NULL\n  AND devices.platform = 'x';\n"})
+    assert at(run(tmp_path), "db/report.sql") == {4: "BA201"}
+
+
+def test_sql_built_by_concatenation_keeps_its_shape_and_bound_patterns_are_read(tmp_path):
+    write(tmp_path, {"app/__init__.py": "", "app/tables.py": CORE_TABLES, "app/search.py": '''
+        def by_name(cur, term, sort):
+            sql = "SELECT id FROM users WHERE name ILIKE %s ORDER BY " + sort
+            cur.execute(sql, ("%" + term + "%",))
+
+        def by_city(cur, term):
+            pattern = f"%{term}%"
+            cur.execute(f"SELECT id FROM users WHERE city LIKE %s LIMIT {10}", [pattern])
+
+        def by_joined(cur, term):
+            cur.execute("SELECT id FROM users WHERE name LIKE %(q)s AND id > 0", {"q": "%%%s%%" % term})
+
+        def city_prefix(cur, term):
+            cur.execute("SELECT id FROM users WHERE city LIKE %s", (term + "%",))
+
+        def nick_ci(cur, nick):
+            cur.execute("SELECT id FROM users WHERE nick ILIKE %s", (nick,))
+
+        def email_ci(cur, email):
+            cur.execute("SELECT id FROM users WHERE email ILIKE %s", (email,))
+
+        def platform_ci(cur, value):
+            cur.execute("SELECT id FROM devices WHERE platform ILIKE %s", (value,))
+    '''})
+    got = at(run(tmp_path), "app/search.py")
+    assert got.get(3) == "BA205"  # the concatenated SQL, the parameter built with a leading %
+    assert got.get(7) == "BA205"  # an f-string SQL, the pattern in a variable
+    assert got.get(13) is None  # a prefix pattern: a B-tree can serve it (LIKE, not ILIKE)
+    assert got.get(16) is None  # ILIKE with a lower() expression index
+    assert got.get(19) == "BA206"  # ILIKE on a plain unique index: the B-tree cannot serve it
+    assert got.get(22) == "BA206"
+    assert 10 not in got  # `name` LIKE: the same missing trigram index as line 3, one finding
+    f = next(x for x in run(tmp_path) if x.path == "app/search.py" and x.line == 3)
+    assert any(r.line == 10 for r in f.related)
+
+
+def test_sqlalchemy_core_tables_in_another_module(tmp_path):
+    write(tmp_path, {"app/__init__.py": "", "app/tables.py": CORE_TABLES, "app/q.py": """
+        import sqlalchemy as sa
+        from sqlalchemy import cast, Date, extract, func, select, update
+
+        from .tables import devices, users
+
+        def mine(conn, uid):
+            return conn.execute(select(devices).where(devices.c.user_id == uid)).all()
+
+        def on(conn, platform):
+            return conn.execute(select(devices).where(devices.c.platform == platform)).all()
+
+        def by_email(conn, email):
+            return conn.execute(sa.select(users.c.id).where(users.c["email"] == email)).first()
+
+        def by_city(conn, city):
+            return conn.execute(users.select().where(users.c["city"] == city)).all()
+
+        def rename(conn, old, new):
+            conn.execute(update(users).where(users.c.name == old).values(name=new))
+
+        def deleted(conn):
+            return conn.execute(select(users).where(users.c.deleted_at.is_(None))).all()
+
+        def joined_in(conn, year):
+            return conn.execute(select(users).where(extract("year", users.c.joined) == year)).all()
+
+        def seen_on(conn, day):
+            return conn.execute(select(users).where(func.date(users.c.seen) == day)).all()
+
+        def nick_ci(conn, nick):
+            return conn.execute(select(users).where(func.lower(users.c.nick) == nick.lower())).all()
+
+        def city_ci(conn, city):
+            return conn.execute(select(users).where(func.upper(users.c.city) == city)).all()
+
+        def seen_cast(conn, day):
+            return conn.execute(select(users).where(day == cast(users.c.joined, Date))).all()
+
+        def busy(conn, n):
+            return conn.execute(select(devices.c.user_id).where(devices.c.user_id == 1)
+                                .group_by(devices.c.user_id).having(func.count(devices.c.id) > n)).all()
+    """})
+    got = at(run(tmp_path), "app/q.py")
+    assert got.get(7) is None  # devices.c.user_id has index=True in another module
+    assert got.get(10) == "BA201"
+    assert got.get(13) is None  # unique column through `c["email"]`
+    assert got.get(16) == "BA201"  # `t.select().where(...)` with `c["city"]`
+    assert got.get(19) == "BA201"  # `update(t).where(...)`
+    assert got.get(22) is None  # IS NULL alone
+    assert got.get(25) == "BA206"  # extract("year", col)
+    assert got.get(28) is None  # expression index on date(seen)
+    assert got.get(31) is None  # expression index on lower(nick)
+    assert got.get(34) == "BA206"
+    assert got.get(37) == "BA206"  # cast(...) on the right-hand side
+    assert got.get(40) is None and got.get(41) is None  # HAVING count(...): an aggregate, not a row filter
+
+
+def test_django_custom_queryset_and_manager_methods_are_query_sites(tmp_path):
+    write(tmp_path, {"hr/__init__.py": "", "hr/qs.py": """
+        from django.db import models
+
+        class TaskQuerySet(models.QuerySet):
+            def due_before(self, day):
+                return self.filter(due__lt=day)
+
+        class SharedQuerySet(models.QuerySet):
+            def titled(self, title):
+                return self.filter(title=title)
+
+        class LooseQuerySet(models.QuerySet):
+            def tagged(self, tag):
+                return self.filter(tag=tag)
+    """, "hr/models.py": """
+        from django.db import models
+        from .qs import SharedQuerySet, TaskQuerySet
+
+        class Department(models.Model):
+            code = models.CharField(max_length=10)
+            name = models.CharField(max_length=10, unique=True)
+
+        class EmployeeQuerySet(models.QuerySet):
+            def in_department(self, code):
+                return self.filter(department__code=code)
+
+            def named_department(self, name):
+                return self.filter(department__name=name)
+
+        class EmployeeManager(models.Manager):
+            def get_queryset(self):
+                return EmployeeQuerySet(self.model, using=self._db)
+
+            def by_email(self, email):
+                return self.get_queryset().filter(email=email)
+
+        class Employee(models.Model):
+            department = models.ForeignKey(Department, on_delete=models.CASCADE)
+            email = models.EmailField()
+            objects = EmployeeManager()
+
+        class Project(models.Model):
+            title = models.CharField(max_length=10)
+            objects = SharedQuerySet.as_manager()
+
+        class Memo(models.Model):
+            title = models.CharField(max_length=10)
+            objects = SharedQuerySet.as_manager()
+
+        class Task(models.Model):
+            due = models.DateField()
+            objects = models.Manager.from_queryset(TaskQuerySet)()
+    """, "hr/views.py": """
+        from .models import Employee
+
+        def staff(code):
+            return list(Employee.objects.in_department(code))
+    """})
+    found = run(tmp_path)
+    models = at(found, "hr/models.py")
+    assert models.get(10) == "BA201"  # department__code resolves to Department.code (no index)
+    assert models.get(13) is None  # Department.name is unique
+    assert models.get(20) == "BA201"  # a Manager method through get_queryset()
+    assert at(found, "hr/qs.py") == {5: "BA201"}  # from_queryset; a QuerySet shared by two models or none: silent
+    assert at(found, "hr/views.py") == {}  # the caller of the custom method is not a second site
+
+
+def test_expression_indexes_in_sql_ddl_serve_the_same_function_only(tmp_path):
+    write(tmp_path, {"app/__init__.py": "", "sql/schema.sql": """
+        CREATE TABLE posts (id serial PRIMARY KEY, created_at timestamp NOT NULL, published_at timestamp, email text);
+        CREATE INDEX posts_created_day ON posts ((date(created_at)));
+        CREATE INDEX posts_pub_year ON posts ((extract(year from published_at)));
+        CREATE INDEX posts_email_lower ON posts (lower(email));
+    """, "app/q.py": """
+        from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, extract, func, select
+
+        posts = Table("posts", MetaData(), Column("id", Integer, primary_key=True), Column("created_at", DateTime),
+                      Column("published_at", DateTime), Column("email", String(100)))
+
+        def a(conn, d):
+            return conn.execute(select(posts).where(func.date(posts.c.created_at) == d)).all()
+
+        def b(conn, y):
+            return conn.execute(select(posts).where(extract("year", posts.c.published_at) == y)).all()
+
+        def c(conn, e):
+            return conn.execute(select(posts).where(func.upper(posts.c.email) == e)).all()
+
+        def d(cur, x):
+            cur.execute("SELECT id FROM posts WHERE email ILIKE %s", (x,))
+
+        def e(cur, x):
+            cur.execute("SELECT id FROM posts WHERE date_trunc('day', created_at) = %s", (x,))
+    """})
+    # upper() is not the indexed lower(); date_trunc() is not date(): both need their own expression index
+    assert at(run(tmp_path), "app/q.py") == {13: "BA206", 19: "BA206"}
+
+
+def test_sql_below_an_import_of_select_and_asyncpg_parameters(tmp_path):
+    write(tmp_path, {"app/__init__.py": "", "app/tables.py": CORE_TABLES, "app/a.py": """
+        from sqlalchemy import func, select
+        from .tables import users
+
+        async def by_name(conn, q):
+            return await conn.fetch("SELECT id FROM users WHERE name ILIKE $1 LIMIT $2", f"%{q}%", 10)
+
+        async def by_city(conn, q):
+            return await conn.fetch("SELECT id FROM users WHERE city LIKE $1", q + "%")
+
+        def by_nicks(conn, nicks):
+            return conn.execute(select(users).where(func.lower(users.c.nick).in_(nicks))).all()
+
+        def by_names(conn, names):
+            return conn.execute(select(users).where(func.upper(users.c.name).in_(names))).all()
+    """})
+    got = at(run(tmp_path), "app/a.py")
+    # `from ... import select` on line 1 does not hide the SQL; `$1` bound to a leading-wildcard pattern
+    assert got.get(5) == "BA205"
+    assert got.get(8) is None  # a prefix pattern, and city is not otherwise flagged here
+    assert got.get(11) is None  # lower(nick) has an expression index
+    assert got.get(14) == "BA206"
+
+
+def test_sql_wrapped_in_text_and_assigned_is_reported_at_the_text_call(tmp_path):
+    write(tmp_path, {"app/__init__.py": "", "app/tables.py": CORE_TABLES, "app/t.py": '''
+        from sqlalchemy import text
+
+        def by_city(session, city):
+            stmt = text("""
+                SELECT id FROM users WHERE city = :c
+            """)
+            return session.execute(stmt, {"c": city}).all()
+
+        def by_name(session, q):
+            stmt = text("SELECT id FROM users WHERE name LIKE :q")
+            return session.execute(stmt, {"q": "%" + q + "%"}).all()
+    '''})
+    # the string is passed to `text(`: that line; the bound pattern comes from the execute that runs `stmt`
+    assert at(run(tmp_path), "app/t.py") == {4: "BA201", 10: "BA205"}

@@ -412,6 +412,12 @@ class SchemaBuilder:
             if fn in ("lower", "upper"):
                 inner = self.sa_col_name(m, v[2][0])
                 return f"{fn}({inner})" if inner else None
+            if ".func." in f".{v[1]}" or fn in ("extract", "cast"):
+                # `func.date(Post.created_at)`, `extract("year", Post.published_at)`: an expression key
+                cols = [self.sa_col_name(m, a) for a in v[2] if a[0] == "ref"]
+                if len(cols) == 1 and cols[0]:
+                    return f"{fn}({cols[0]})"
+                return None
             if fn in ("desc", "asc"):
                 return self.sa_col_name(m, v[2][0])
         return None
@@ -469,18 +475,31 @@ class SchemaBuilder:
                     continue
                 if self.index.resolve(module, call.ref) not in wanted or len(call.args) < 2:
                     continue
-                first_col = call.args[1]
+                # the first column named in the keys, also inside an expression (`func.lower(users.c.email)`)
+                first_col = next((v for a in call.args[1:] for v in iter_values(a)
+                                  if v[0] == "ref" and v[1] and "." in v[1] and ".func." not in f".{v[1]}"),
+                                 call.args[1])
                 owner = None
                 if first_col[0] == "ref" and first_col[1] and "." in first_col[1]:
                     # resolve the owner only: resolving `User.email` itself follows the attribute's value
                     head = first_col[1].rsplit(".", 1)[0]
                     if head.endswith((".c", ".columns")):
                         head = head.rsplit(".", 1)[0]
-                    owner = self.orm.model(self.index.resolve(module, head))
+                    owner = self.orm.model(self.index.resolve(module, head)) or self.table_var(module, head)
                 if owner is None or self.model_table.get(owner.qualified) is None:
                     continue
                 t = self.schema.tables[self.model_table[owner.qualified]]
                 self.sa_table_item(owner, t, ("call", call.ref, call.args, call.kwargs), call.line, path)
+
+    def table_var(self, module: str, ref: str) -> OrmModel | None:
+        """A module-level `Table(...)` variable named by `ref` (resolving the ref would follow its value)."""
+        if ref.startswith("@") or "." not in ref.strip("."):
+            m = self.orm.models.get(f"{module}.{ref.lstrip('@$')}")
+        else:
+            head, _, name = ref.rpartition(".")
+            base = self.index.resolve(module, head)
+            m = self.orm.models.get(f"{base}.{name}") if base else None
+        return m if m is not None and m.qualified not in self.index.classes else None
 
     # ----- SQL DDL facts ---------------------------------------------------------------------
     def apply_sql(self, fact: dict[str, Any], path: str, source: str = "sql") -> None:

@@ -23,14 +23,15 @@ from backend_audit.analyzers.missing_index import sql as sqlmod
 
 #: SQL in a file (not just the word "select" in a docstring): literal gates first, then a regex with a
 #: literal prefix on the lower-cased text (the `re` engine is slow on alternations with \\b)
-_SQL_SELECT = re.compile(r"select\s[^;]{0,300}?from\s+[\w`\"]")
+_SQL_SELECT = re.compile(r"select\s[^;]{0,300}?from\s+[\w`\"{]")
 _SQL_UPDATE = re.compile(r"update\s+[\w`\".]+\s+set\s")
 _SQL_LITERALS = ("delete from", "create index", "create unique index", "create table", "alter table",
                  "drop index", "create index concurrently")
 #: SQLAlchemy / Django query methods whose expressions the summary cannot describe
 _QUERY_METHODS = (".where(", ".filter(", ".filter_by(", ".order_by(", ".exclude(")
 #: ...and a sign of an ORM query in the same file (a manager, a session, a select)
-_ORM_SIGNS = (".objects", ".query", "select(", "session", "_set.", "Manager", "QuerySet")
+_ORM_SIGNS = (".objects", ".query", "select(", "session", "_set.", "Manager", "QuerySet", "update(", "delete(", ".c.",
+              ".c[")
 #: a template that fills in identifiers: the table is unknown, nothing to learn
 _IDENT_TEMPLATE = re.compile(r"\b(?:from|join|table|index|on|update|into)\s+(?:%s|%\(\w+\)s|\{)", re.IGNORECASE)
 _DIALECT_WORD = re.compile(r"(\w+)(?:\+\w+)?$")
@@ -116,7 +117,7 @@ def python_facts(tree: ast.Module, text: str, module: Any, lines: Any) -> dict[s
         out["dialects"] = hints
     sql_lines = _sql_lines(text)
     if sql_lines:
-        sql_facts = _sql_strings(tree, lines, sql_lines)
+        sql_facts = _sql_strings(tree, lines, sql_lines, module)
         if sql_facts:
             out["sql"] = sql_facts
     if any(m in text for m in _QUERY_METHODS) and any(m in text for m in _ORM_SIGNS):
@@ -189,12 +190,25 @@ def _match_lines(pattern: re.Pattern, text: str) -> list[int]:
     """The (sorted, distinct) line numbers where `pattern` matches."""
     out: list[int] = []
     line, pos = 1, 0
-    for m in pattern.finditer(text):
+    # every start the pattern matches at, not only non-overlapping matches: `from sqlalchemy import select`
+    # in line 1 must not swallow the `SELECT ... FROM users` four lines below
+    literal = pattern.pattern[:6]
+    start = text.find(literal) if literal.isalpha() else -1
+    matches = (m for m in (pattern.match(text, i) for i in _positions(text, literal)) if m) if start >= 0 \
+        else pattern.finditer(text)
+    for m in matches:
         line += text.count("\n", pos, m.start())
         pos = m.start()
         if not out or out[-1] != line:
             out.append(line)
     return out
+
+
+def _positions(text: str, literal: str):
+    i = text.find(literal)
+    while i >= 0:
+        yield i
+        i = text.find(literal, i + 1)
 
 
 def _spans(node: ast.AST, wanted: list[int]) -> bool:
@@ -218,29 +232,80 @@ def _pruned_walk(tree: ast.AST, wanted: list[int]):
                 stack.append(child)
 
 
-def _sql_strings(tree: ast.Module, lines: Any, wanted: list[int]) -> list[dict[str, Any]]:
+def _sql_strings(tree: ast.Module, lines: Any, wanted: list[int], module: Any = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     parsed = 0
-    for node, in_reverse in _walk_strings(tree, wanted):
-        value = _string_value(node)
+    for node, in_reverse, site in _walk_strings(tree, wanted):
+        tables: list[str] = []
+        value = _string_value(node, tables)
         if value is None or not sqlmod.looks_like_sql(value) or _IDENT_TEMPLATE.search(value):
             continue
         parsed += 1
         if parsed > MAX_SQL_STRINGS:
             break
         start, end = node.lineno, node.end_lineno or node.lineno
+        # the line a reviewer points at: the call that runs the SQL (`cur.execute(`), not a line inside the string
+        report, call = _report_site(node, site)
+        value = _bind_patterns(value, call, site)
         span = [(n, lines.line(n)) for n in range(start, end + 1)]
         loc = _Lines(span)
         for _offset, stmt in sqlmod.split_statements(value):
             for fact in sqlmod.facts_of_statement(stmt, loc.locate, start):
                 fact["origin"] = "python"
                 fact["reverse"] = in_reverse
-                fact["string_line"] = start
+                fact["string_line"] = report
+                if tables:
+                    fact["table_refs"] = {f"dbtable__{i}": _name_ref(r, module) for i, r in enumerate(tables)}
+                _relocate(fact, report)
                 out.append(fact)
     return out
 
 
-def _string_value(node: ast.AST) -> str | None:
+def _relocate(fact: Any, line: int) -> None:
+    """Every line of a fact from a Python string becomes the call's line (no comment fits inside a string)."""
+    if isinstance(fact, dict):
+        for k, v in fact.items():
+            if k == "line" and isinstance(v, int):
+                fact[k] = line
+            elif isinstance(v, (dict, list)):
+                _relocate(v, line)
+    elif isinstance(fact, list):
+        for v in fact:
+            _relocate(v, line)
+
+
+def _db_table_owner(node: ast.AST) -> str | None:
+    """`Employee._meta.db_table` / `models.Employee._meta.db_table` -> "Employee" / "models.Employee"."""
+    if isinstance(node, ast.Attribute) and node.attr == "db_table" and isinstance(node.value, ast.Attribute) \
+            and node.value.attr == "_meta":
+        parts: list[str] = []
+        cur = node.value.value
+        while isinstance(cur, ast.Attribute):
+            parts.append(cur.attr)
+            cur = cur.value
+        if isinstance(cur, ast.Name) and cur.id not in ("self", "cls"):
+            return ".".join([cur.id, *reversed(parts)])
+    return None
+
+
+def _name_ref(dotted: str, module: Any) -> str:
+    """A module-relative ref (as the summary writes them) for a dotted name written in this file."""
+    head, _, rest = dotted.partition(".")
+    imports = module.imports if module is not None else {}
+    if head in imports:
+        base = imports[head]
+    elif module is not None and (head in module.classes or head in module.assigns):
+        base = f"@{head}"
+    else:
+        base = f"${head}"
+    return f"{base}.{rest}" if rest else base
+
+
+def _string_value(node: ast.AST, tables: list[str] | None = None) -> str | None:
+    """The constant text of a SQL string; formatted-in values become `{p}` placeholders.
+
+    `"SELECT ... ORDER BY " + sort`, `f"... WHERE id = {x}"`, `"... LIMIT %d" % n` and
+    `"...{}".format(x)` keep their shape: only the constant parts are SQL we can read."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.JoinedStr):
@@ -248,38 +313,252 @@ def _string_value(node: ast.AST) -> str | None:
         for v in node.values:
             if isinstance(v, ast.Constant) and isinstance(v.value, str):
                 parts.append(v.value)
+            elif tables is not None and isinstance(v, ast.FormattedValue) and _db_table_owner(v.value):
+                # `f"SELECT ... FROM {Employee._meta.db_table}"`: the model's table, resolved in analyze()
+                tables.append(_db_table_owner(v.value) or "")
+                parts.append(f"dbtable__{len(tables) - 1}")
             else:
                 parts.append("{p}")
         return "".join(parts)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _string_value(node.left, tables), _string_value(node.right, tables)
+        if left is None and right is None:
+            return None
+        return (left if left is not None else "{p}") + (right if right is not None else "{p}")
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+        fmt = _string_value(node.left)
+        if fmt is None:
+            return None
+        return _PCT_FORMAT.sub(lambda m: "%" if m.group(0) == "%%" else "{p}", fmt)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format" \
+            and isinstance(node.func.value, ast.Constant) and isinstance(node.func.value.value, str):
+        return re.sub(r"\{[^{}]*\}", "{p}", node.func.value.value)
     return None
 
 
+_PCT_FORMAT = re.compile(r"%%|%(?:\(\w+\))?[-#0 +]*\d*(?:\.\d+)?[sdifr]")
+#: calls that only wrap SQL text (the query runs where the wrapper is passed)
+_SQL_WRAPPERS = frozenset({"text", "literal_column", "SQL", "sql", "dedent", "strip"})
+
+
+def _is_sql_expr(node: ast.AST) -> bool:
+    """A node `_string_value` can read as the whole SQL text (a literal or a string built from one)."""
+    if isinstance(node, (ast.Constant, ast.JoinedStr)):
+        return isinstance(node, ast.JoinedStr) or isinstance(node.value, str)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
+        return _leftmost_str(node)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        return isinstance(node.func.value, ast.Constant) and isinstance(node.func.value.value, str)
+    return False
+
+
+def _leftmost_str(node: ast.AST) -> bool:
+    while isinstance(node, ast.BinOp):
+        node = node.left
+    return isinstance(node, (ast.Constant, ast.JoinedStr)) and (
+        isinstance(node, ast.JoinedStr) or isinstance(node.value, str))
+
+
+def _call_name(node: ast.Call) -> str:
+    f = node.func
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+
+
 def _walk_strings(tree: ast.AST, wanted: list[int]):
-    """String literals with a flag: inside a downgrade()/reverse_sql (undoing, not the schema)."""
-    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    """SQL string expressions with a flag (inside a downgrade()/reverse_sql: undoing, not the schema) and
+    their site: (outermost enclosing call, the call taking the string as an argument, the variable it is
+    assigned to, the enclosing function or module)."""
+    stack: list[tuple[ast.AST, bool, tuple]] = [(tree, False, (None, None, None, tree))]
     while stack:
-        node, rev = stack.pop()
+        node, rev, site = stack.pop()
         if not _spans(node, wanted):
             continue
-        if isinstance(node, (ast.Constant, ast.JoinedStr)):
-            yield node, rev
+        if _is_sql_expr(node):
+            yield node, rev, site
             continue
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             continue  # a docstring or a bare string: documentation, not a query
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in _SKIP_FUNCS:
-            rev = True
+        outer, direct, var, scope = site
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            scope, outer, direct, var = node, None, None, None
+            if not isinstance(node, ast.Lambda) and node.name in _SKIP_FUNCS:
+                rev = True
+        elif isinstance(node, ast.stmt):
+            outer, direct, var = None, None, None
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if len(targets) == 1 and isinstance(targets[0], ast.Name):
+                    var = targets[0].id
         if isinstance(node, ast.Call):
-            fname = node.func.attr if isinstance(node.func, ast.Attribute) else \
-                node.func.id if isinstance(node.func, ast.Name) else ""
-            if fname in _REVERSE_ARGS:
-                stack.append((node.func, rev))
-                for i, a in enumerate(node.args):
-                    stack.append((a, rev or i >= _REVERSE_ARGS[fname]))
-                for k in node.keywords:
-                    stack.append((k.value, rev or k.arg == "reverse_sql"))
-                continue
+            outer = outer or node
+            sub = (outer, node, var, scope)
+            fname = _call_name(node)
+            stack.append((node.func, rev, (outer, None, var, scope)))
+            for i, a in enumerate(node.args):
+                stack.append((a, rev or (fname in _REVERSE_ARGS and i >= _REVERSE_ARGS[fname]), sub))
+            for k in node.keywords:
+                stack.append((k.value, rev or (fname in _REVERSE_ARGS and k.arg == "reverse_sql"), sub))
+            continue
         for child in ast.iter_child_nodes(node):
-            stack.append((child, rev))
+            stack.append((child, rev, (outer, direct, var, scope)))
+
+
+def _report_site(node: ast.AST, site: tuple) -> tuple[int, ast.Call | None]:
+    """(line to report, the call that runs the SQL). A string passed to a call: that call's first line
+    (`text()` inside `session.execute(` is the execute); a string assigned to a variable: the first call
+    after it that takes the variable; otherwise the string's first line."""
+    outer, direct, var, scope = site
+    if direct is not None:
+        call = direct
+        if _call_name(direct) in _SQL_WRAPPERS and outer is not None and outer is not direct:
+            call = _runner_of(outer, direct) or direct
+        if var is not None and outer is direct and _call_name(direct) in _SQL_WRAPPERS:
+            # `stmt = text("...")`: reported at the `text(` call (the string is passed to a call we see), but
+            # the bound parameters are those of the call that later runs `stmt`
+            use = _var_use(scope, var, node.lineno)
+            return direct.lineno, use or direct
+        return call.lineno, call
+    if var is not None:
+        use = _var_use(scope, var, node.lineno)
+        if use is not None:
+            return use.lineno, use
+    return node.lineno, None
+
+
+def _runner_of(outer: ast.Call, wrapper: ast.Call) -> ast.Call | None:
+    """The call inside `outer` that takes `wrapper` (e.g. `text(...)`) as an argument."""
+    for n in ast.walk(outer):
+        if isinstance(n, ast.Call) and (any(_wraps(a, wrapper) for a in n.args)
+                                        or any(_wraps(k.value, wrapper) for k in n.keywords)):
+            return n
+    return None
+
+
+def _wraps(node: ast.AST, wrapper: ast.Call) -> bool:
+    """`node` is `wrapper` or a method chain on it (`text(...).bindparams(...)`)."""
+    while True:
+        if node is wrapper:
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            node = node.func.value
+        else:
+            return False
+
+
+#: calls that run SQL: preferred over other calls that merely take the SQL text (`logger.debug(sql)`)
+_RUNNERS = frozenset({"execute", "executemany", "executescript", "raw", "exec_driver_sql", "fetch", "fetchrow",
+                      "fetchval", "query", "scalar", "scalars", "RunSQL", "mogrify", "read_sql", "read_sql_query"})
+
+
+def _var_use(scope: ast.AST, var: str, after: int, depth: int = 0) -> ast.Call | None:
+    """The first call after line `after` taking `var` (or `text(var)`) as an argument; a call that runs
+    SQL (`execute`, `raw`, ...) wins over any other call (`print(sql)`)."""
+    best: tuple[int, int, int] | None = None
+    found: ast.Call | None = None
+    for n in ast.walk(scope):
+        if not isinstance(n, ast.Call) or n.lineno <= after:
+            continue
+        for a in list(n.args) + [k.value for k in n.keywords]:
+            if isinstance(a, ast.Call) and _call_name(a) in _SQL_WRAPPERS and a.args:
+                a = a.args[0]
+            while isinstance(a, ast.BinOp) and isinstance(a.op, (ast.Add, ast.Mod)):
+                a = a.left  # `cur.execute(sql % args)`, `cur.execute(sql + order)`
+            if isinstance(a, ast.Call) and isinstance(a.func, ast.Attribute) and a.func.attr == "format":
+                a = a.func.value
+            if isinstance(a, ast.Name) and a.id == var:
+                name = _call_name(n)
+                rank = (0 if name in _RUNNERS else 1 if name in _SQL_WRAPPERS else 2, n.lineno, n.col_offset)
+                if best is None or rank < best:
+                    best, found = rank, n
+                break
+    if found is not None and _call_name(found) in _SQL_WRAPPERS and depth < 2:
+        # `stmt = text(sql)` ... `session.execute(stmt)`: follow the wrapped value to where it runs
+        for n in ast.walk(scope):
+            if isinstance(n, ast.Assign) and n.value is found and len(n.targets) == 1 \
+                    and isinstance(n.targets[0], ast.Name):
+                return _var_use(scope, n.targets[0].id, found.lineno, depth + 1) or found
+    return found
+
+
+# ----- bound LIKE patterns ---------------------------------------------------------------------
+_DOLLAR = re.compile(r"\$(\d+)\b")
+_POSITIONAL = re.compile(r"%%|%s|\?")
+_NAMED = re.compile(r"%\((\w+)\)s|(?<![:\w]):(\w+)")
+
+
+def _bind_patterns(sql: str, call: ast.Call | None, site: tuple) -> str:
+    """Substitute bound parameters built with a leading wildcard (`f"%{q}%"`, `"%" + q + "%"`,
+    `"%%%s%%" % q`) into the SQL as `'%p%'` literals, so `name ILIKE %s` reads as the leading-wildcard
+    search it is. Only LIKE-shaped SQL is touched; other parameters stay placeholders."""
+    if call is None or "like" not in sql.lower():
+        return sql
+    if _DOLLAR.search(sql) and len(call.args) >= 2:
+        # asyncpg: `await conn.fetch("... ILIKE $1", f"%{q}%")`, the values follow the SQL
+        scope = site[3]
+        return _DOLLAR.sub(lambda m: "'%p%'" if 0 < int(m.group(1)) < len(call.args) and _leading_wildcard(
+            _local_value(scope, call.args[int(m.group(1))], call.lineno)) else m.group(0), sql)
+    params: ast.AST | None = call.args[1] if len(call.args) >= 2 else None
+    if params is None:
+        for k in call.keywords:
+            if k.arg in ("params", "parameters", "args", "vars"):
+                params = k.value
+    if params is None:
+        # `session.execute(text("... :q").bindparams(q=f"%{x}%"))`
+        for a in call.args[:1]:
+            if isinstance(a, ast.Call) and isinstance(a.func, ast.Attribute) and a.func.attr == "bindparams":
+                params = ast.Call(func=ast.Name(id="dict", ctx=ast.Load()), args=[], keywords=a.keywords)
+    scope = site[3]
+    params = _local_value(scope, params, call.lineno)
+    if isinstance(params, (ast.Tuple, ast.List)):
+        wild = [_leading_wildcard(_local_value(scope, e, call.lineno)) for e in params.elts]
+        it = iter(wild)
+
+        def pos(m: re.Match) -> str:
+            if m.group(0) == "%%":
+                return "%%"
+            return "'%p%'" if next(it, False) else m.group(0)
+
+        return _POSITIONAL.sub(pos, sql)
+    if isinstance(params, ast.Dict):
+        named = {k.value: _leading_wildcard(_local_value(scope, v, call.lineno))
+                 for k, v in zip(params.keys, params.values) if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+        return _NAMED.sub(lambda m: "'%p%'" if named.get(m.group(1) or m.group(2)) else m.group(0), sql)
+    if isinstance(params, ast.Call) and _call_name(params) == "dict":
+        named = {k.arg: _leading_wildcard(_local_value(scope, k.value, call.lineno)) for k in params.keywords if k.arg}
+        return _NAMED.sub(lambda m: "'%p%'" if named.get(m.group(1) or m.group(2)) else m.group(0), sql)
+    return sql
+
+
+def _local_value(scope: ast.AST, node: ast.AST | None, before: int) -> ast.AST | None:
+    """A local variable's value: the last plain assignment to it before line `before` in `scope`."""
+    if not isinstance(node, ast.Name) or scope is None:
+        return node
+    best: ast.AST | None = None
+    best_line = -1
+    for n in ast.walk(scope):
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) \
+                and n.targets[0].id == node.id and best_line < n.lineno < before:
+            best, best_line = n.value, n.lineno
+    return best if best is not None else node
+
+
+def _leading_wildcard(node: ast.AST | None) -> bool:
+    """Is a bound value a LIKE pattern that starts with a wildcard?"""
+    first: ast.AST | None = node
+    if isinstance(node, ast.JoinedStr):
+        first = node.values[0] if node.values else None
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        first = node.left
+        while isinstance(first, ast.BinOp) and isinstance(first.op, ast.Add):
+            first = first.left
+        if isinstance(first, ast.JoinedStr):
+            first = first.values[0] if first.values else None
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+        fmt = node.left
+        return isinstance(fmt, ast.Constant) and isinstance(fmt.value, str) and fmt.value.startswith("%%")
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+        first = node.func.value
+    return isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value.startswith(("%", "_"))
 
 
 # ----- SQLAlchemy expressions ---------------------------------------------------------------
@@ -300,11 +579,15 @@ class _SAExtractor:
         self.module_names = set(module.classes) | set(module.assigns) if module is not None else set()
         self.out: list[dict[str, Any]] = []
         self.method_lines: dict[str, int] = {}
+        self._tree: ast.Module | None = None
+        self._assigns: list[tuple[int, int, int, str, ast.AST]] | None = None
         self.in_or = 0  # the OR group of the conditions being read (0: not inside an OR)
         self.groups = 0
         self.select_names = {name for name, ref in self.imports.items()
                              if ref in ("sqlalchemy.select", "sqlalchemy.future.select", "sqlmodel.select",
-                                        "sqlalchemy.sql.select")}
+                                        "sqlalchemy.sql.select", "sqlalchemy.update", "sqlalchemy.delete",
+                                        "sqlalchemy.sql.update", "sqlalchemy.sql.delete", "sqlmodel.update",
+                                        "sqlmodel.delete", "sqlalchemy.sql.expression.select")}
 
     def ref(self, node: ast.AST) -> str | None:
         if isinstance(node, ast.Name):
@@ -322,6 +605,7 @@ class _SAExtractor:
         return None
 
     def run(self, tree: ast.Module, wanted: list[int]) -> list[dict[str, Any]]:
+        self._tree = tree
         chains: dict[tuple[int, int], dict[str, Any]] = {}
         roots: list[ast.Call] = []
         for node in _pruned_walk(tree, wanted):
@@ -375,6 +659,27 @@ class _SAExtractor:
                 chain["entities"].extend(r for r in (self.ref(a) for a in node.args) if r)
         return [c for c in chains.values() if c["conds"] or c["filter_by"] or c.get("order_names")]
 
+    def local_string(self, name: ast.Name) -> ast.AST:
+        """The value last assigned to a local name before its use, within the enclosing function."""
+        if self._tree is None:
+            return name
+        if self._assigns is None:
+            self._assigns = []
+            for fn in ast.walk(self._tree):
+                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    for n in ast.walk(fn):
+                        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) \
+                                and isinstance(n.value, (ast.Constant, ast.JoinedStr, ast.BinOp, ast.Call)):
+                            self._assigns.append((fn.lineno, fn.end_lineno or fn.lineno, n.lineno,
+                                                  n.targets[0].id, n.value))
+        best = None
+        for lo, hi, line, var, value in self._assigns:
+            if var == name.id and lo <= name.lineno <= hi and line < name.lineno:
+                key = (lo, line)
+                if best is None or key > best[0]:
+                    best = (key, value)
+        return best[1] if best is not None else name
+
     def complete_root(self, node: ast.AST) -> bool:
         """Does the chain start the query itself (`select(...)`, `session.query(...)`, `User.query`,
         `users.select()`)? A chain on a local variable (`stmt = stmt.order_by(...)`) continues a query
@@ -385,6 +690,9 @@ class _SAExtractor:
                 f = cur.func
                 if isinstance(f, ast.Attribute) and f.attr in ("query", "select"):
                     return True
+                if isinstance(f, ast.Attribute) and f.attr in ("update", "delete") and \
+                        self.ref(f) in ("sqlalchemy.update", "sqlalchemy.delete", "sqlmodel.update", "sqlmodel.delete"):
+                    return True  # `sa.update(t).where(...)`
                 if isinstance(f, ast.Name):
                     return f.id in self.select_names
                 cur = f
@@ -400,11 +708,20 @@ class _SAExtractor:
                 return False
 
     def column(self, node: ast.AST) -> tuple[str, str] | None:
-        """`User.email` -> (ref of User, "email"); `users.c.email` -> (ref of users, "email")."""
+        """`User.email` -> (ref of User, "email"); `users.c.email` / `users.c["email"]` -> (ref of users, "email")."""
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and \
+                node.value.attr in ("c", "columns") and isinstance(node.slice, ast.Constant) and \
+                isinstance(node.slice.value, str):
+            r = self.ref(node.value.value)
+            if r and not r.startswith("$"):
+                return r, node.slice.value
+            return None
         if isinstance(node, ast.Attribute):
             owner = node.value
             if isinstance(owner, ast.Attribute) and owner.attr in ("c", "columns"):
                 owner = owner.value
+                if isinstance(owner, ast.Attribute) and owner.attr == "__table__":
+                    owner = owner.value  # `User.__table__.c.email` is `User.email`
             r = self.ref(owner)
             if r and not r.startswith("$"):
                 return r, node.attr
@@ -451,10 +768,18 @@ class _SAExtractor:
             if isinstance(node.func, ast.Attribute) and node.func.attr in _COL_METHODS:
                 usage = _COL_METHODS[node.func.attr]
                 col = self.column(node.func.value)
+                if col is None and usage not in (None, "isnull", "order"):
+                    fn = _func_col(node.func.value, self)  # `func.lower(User.email).in_(...)`
+                    if fn is not None:
+                        self.add(chain, node, f"func:{fn[0]}", fn[1], join)
+                    return
                 if col is None or usage is None:
                     return
                 if usage in ("like", "ilike") and node.func.attr in ("like", "ilike"):
-                    usage = _like_arg(node.args[0] if node.args else None, node.func.attr)
+                    arg = node.args[0] if node.args else None
+                    if isinstance(arg, ast.Name):
+                        arg = self.local_string(arg)  # `pattern = f"%{q}%"` ... `.ilike(pattern)`
+                    usage = _like_arg(arg, node.func.attr)
                     if usage is None:
                         return
                 self.add(chain, node, usage, col, join)
@@ -475,7 +800,7 @@ class _SAExtractor:
                     self.add(chain, node, "join", lcol)
                     self.add(chain, node, "join", rcol)
                 return
-            fn = _func_col(left, self)
+            fn = _func_col(left, self) or (_func_col(right, self) if lcol is None else None)
             if fn is not None:
                 self.add(chain, node, f"func:{fn[0]}", fn[1], join)
                 return
@@ -500,15 +825,37 @@ class _SAExtractor:
             chain.setdefault("order_names", []).append((target.value.lstrip("-").split(" ")[0], node.lineno))
 
 
+#: SQL functions SQLAlchemy exposes outside `func` that wrap a column in the generated SQL
+_SA_WRAPPERS = {"extract": "extract", "cast": "cast", "try_cast": "cast", "collate": "collate"}
+
+
 def _func_col(node: ast.AST, ex: _SAExtractor) -> tuple[str, tuple[str, str]] | None:
-    """`func.lower(User.email)` -> ("lower", (User ref, "email"))."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and len(node.args) == 1:
-        fref = ex.ref(node.func) or ""
-        if ".func." in f".{fref}" or fref.startswith("sqlalchemy.func"):
-            col = ex.column(node.args[0])
-            if col:
-                return node.func.attr.lower(), col
+    """`func.lower(User.email)` -> ("lower", (User ref, "email")); `func.date(Post.created_at)`,
+    `extract("year", Post.published_at)`, `cast(Post.created_at, Date)` likewise: the one column the
+    function wraps, with the function's name (the key an expression index would have)."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    fref = ex.ref(node.func) or ""
+    name = ""
+    if isinstance(node.func, ast.Attribute) and (".func." in f".{fref}" or fref.startswith("sqlalchemy.func")):
+        name = node.func.attr.lower()
+    elif fref.startswith(("sqlalchemy.", "sqlmodel.")) and fref.rsplit(".", 1)[-1] in _SA_WRAPPERS:
+        name = _SA_WRAPPERS[fref.rsplit(".", 1)[-1]]
+    elif isinstance(node.func, ast.Attribute) and node.func.attr == "cast" and len(node.args) == 1:
+        col = ex.column(node.func.value)  # `Post.created_at.cast(Date)`
+        return ("cast", col) if col else None
+    if not name:
+        return None
+    cols = [c for c in (ex.column(a) for a in node.args) if c]
+    others = [a for a in node.args if ex.column(a) is None]
+    if len(cols) == 1 and all(isinstance(a, (ast.Constant, ast.Name, ast.Attribute, ast.Call)) and
+                              _func_col(a, ex) is None and not _has_column(a, ex) for a in others):
+        return name, cols[0]
     return None
+
+
+def _has_column(node: ast.AST, ex: _SAExtractor) -> bool:
+    return any(ex.column(n) is not None for n in ast.walk(node) if isinstance(n, (ast.Attribute, ast.Subscript)))
 
 
 def _like_arg(node: ast.AST | None, method: str) -> str | None:
@@ -524,4 +871,5 @@ def _like_arg(node: ast.AST | None, method: str) -> str | None:
         if first.value.startswith(("%", "_")):
             return "infix"
         return "prefix" if method == "like" else "ilike"
-    return None
+    # a pattern we cannot read: LIKE may be a prefix search; ILIKE is case-insensitive either way
+    return "ilike" if method == "ilike" else None

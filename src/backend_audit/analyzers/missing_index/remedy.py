@@ -92,6 +92,10 @@ class Remedy:
         if d.rule == "BA205":
             return (f"Substring search {where}on {label} (LIKE '%...%') cannot use a B-tree index: a full scan of "
                     f"{d.table}; add a trigram (GIN) index or a full-text search")
+        if d.rule == "BA206" and d.usage == "ilike":
+            return (f"Case-insensitive match (ILIKE) {where}on {label}: a plain B-tree index on {_plain(d.columns[0])} "
+                    f"cannot serve it; add an expression index on {d.columns[0]} (and compare lower() to lower()) "
+                    f"or a trigram (GIN) index")
         if d.rule == "BA206":
             return (f"Query applies {d.columns[0]} {where}to the column: a plain index on {_plain(d.columns[0])} "
                     f"cannot serve it; add an expression index on {d.columns[0]}")
@@ -133,7 +137,8 @@ class Remedy:
                           f"[GinIndex(fields={fields!r}, name={name!r}, opclasses=['gin_trgm_ops'])]")
                 return change, "TrigramExtension() in a migration, then AddIndexConcurrently (atomic = False)"
             if d.rule == "BA206":
-                fn = cols[0].split("(", 1)[0].capitalize()
+                fn = cols[0].split("(", 1)[0]
+                fn = _DJANGO_FUNCS.get(fn, fn.capitalize())
                 change = (f"from django.db.models.functions import {fn}\nclass Meta:\n    indexes = "
                           f"[models.Index({fn}({fields[0]!r}), name={name!r})]")
                 return change, self.django_migration(model)
@@ -188,3 +193,8 @@ class Remedy:
             return ("makemigrations, then replace AddIndex with "
                     "django.contrib.postgres.operations.AddIndexConcurrently and set atomic = False")
         return "makemigrations and migrate (the table is locked while the index builds)"
+
+
+#: SQL function -> the django.db.models.functions class an expression index writes it with
+_DJANGO_FUNCS = {"lower": "Lower", "upper": "Upper", "date": "TruncDate", "extract": "Extract", "cast": "Cast",
+                 "coalesce": "Coalesce", "trim": "Trim", "length": "Length", "date_trunc": "Trunc"}

@@ -36,7 +36,12 @@ from backend_audit.analyzers.missing_index.schema import (
 )
 from backend_audit.analyzers.missing_index.workload import Query, Usage, is_test_path
 
-PRIORITY = {"eq": 0, "range": 1, "prefix": 2, "iexact": 3, "func:lower": 3, "func:upper": 3, "infix": 4, "join": 5}
+PRIORITY = {"eq": 0, "range": 1, "prefix": 2, "iexact": 3, "ilike": 3, "infix": 4, "join": 5}
+#: a function-wrapped column (`func:date`, `func:lower`) ranks with iexact
+_FUNC_PRIORITY = 3
+#: aggregates compare groups (HAVING), not rows: no index question
+_AGGREGATES = frozenset({"count", "sum", "avg", "min", "max", "array_agg", "string_agg", "group_concat",
+                         "bool_and", "bool_or", "every", "json_agg", "jsonb_agg", "stddev", "variance"})
 
 
 @dataclass
@@ -62,14 +67,23 @@ class Draft:
 
 
 def _key(u: Usage) -> list[str]:
-    """The index keys that can serve a usage (`iexact` is served by lower() or upper())."""
-    if u.usage == "iexact":
+    """The index keys that can serve a usage (`iexact` / ILIKE are served by lower() or upper())."""
+    if u.usage in ("iexact", "ilike"):
         return [f"upper({u.column})", f"lower({u.column})"]
     return [u.column]
 
 
+def _is_func(usage: str) -> bool:
+    return usage.startswith("func:")
+
+
 def _served(t: Table, u: Usage, eq_cols: set[str], query_cols: set[str]) -> Index | None:
-    usage = "eq" if u.usage in ("iexact",) or u.usage.startswith("func:") else u.usage
+    if u.usage == "ilike":
+        # a trigram index on the column serves ILIKE; so does an expression index on lower()/upper()
+        ix = serving_index(t, u.column, "ilike", eq_cols, query_cols)
+        if ix is not None and (ix.trigram or ix.method in ("gin", "gist")):
+            return ix
+    usage = "eq" if u.usage in ("iexact", "ilike") or _is_func(u.usage) else u.usage
     for k in _key(u):
         ix = serving_index(t, k, usage, eq_cols, query_cols)
         if ix is not None:
@@ -127,7 +141,10 @@ class RuleEngine:
                      where_tables: set[str]) -> None:
         eq_cols = {u.column for u in usages if u.usage in ("eq", "join")}
         query_cols = {_plain(u.column) for u in usages}
-        filters = [u for u in usages if u.usage in ("eq", "range", "prefix", "iexact", "infix", "func:lower", "func:upper")]
+        ilike_ok = self.dialect != "mysql"  # MySQL's default collations are case-insensitive already
+        filters = [u for u in usages if u.usage in ("eq", "range", "prefix", "iexact", "infix")
+                   or (u.usage == "ilike" and ilike_ok)
+                   or (_is_func(u.usage) and u.usage[5:] not in _AGGREGATES)]
         eq_cols = {u.column for u in usages if u.usage in ("eq", "join") and not u.in_or}
         and_filters = [u for u in filters if not u.in_or]
         groups: dict[int, list[Usage]] = {}
@@ -169,13 +186,13 @@ class RuleEngine:
                 u = orders[0]
                 self.add_query_draft("BA202", q, t, u, (u.column,))
             return
-        candidates.sort(key=lambda u: PRIORITY.get(u.usage, 9))
+        candidates.sort(key=lambda u: PRIORITY.get(u.usage, _FUNC_PRIORITY if _is_func(u.usage) else 9))
         u = candidates[0]
         if u.usage == "infix":
             self.add_query_draft("BA205", q, t, u, (u.column,))
             return
-        if u.usage in ("iexact", "func:lower", "func:upper"):
-            key = f"lower({_plain(u.column)})" if u.usage == "iexact" else u.column
+        if u.usage in ("iexact", "ilike") or _is_func(u.usage):
+            key = f"lower({_plain(u.column)})" if u.usage in ("iexact", "ilike") else u.column
             self.add_query_draft("BA206", q, t, u, (key,))
             return
         composite = non_leading_index(t, u.column)

@@ -190,8 +190,7 @@ def _key_of(node: Any) -> str | None:
     if isinstance(node, exp.Func):
         cols = list(node.find_all(exp.Column))
         if len(cols) == 1:
-            fname = (node.sql_name() if hasattr(node, "sql_name") else type(node).__name__).lower()
-            return f"{fname}({cols[0].name.lower()})"
+            return f"{func_name(node)}({cols[0].name.lower()})"
     return None
 
 
@@ -435,7 +434,8 @@ def _query_facts(expr: Any, locate: Locator, line: int) -> dict[str, Any]:
                     add(target, "infix", clause, None, in_or)
                 elif pattern == "prefix" and not isinstance(node, exp.ILike) and not fn:
                     add(target, "prefix", clause, None, in_or)
-                elif isinstance(node, exp.ILike) and pattern == "prefix":
+                elif isinstance(node, exp.ILike) and not fn:
+                    # a case-insensitive match without a function: a plain B-tree cannot serve it
                     add(target, "ilike", clause, None, in_or)
                 return
             if name == "EQ" and isinstance(left, exp.Column) and isinstance(right, exp.Column):
@@ -482,12 +482,29 @@ def _column_side(node: Any) -> tuple[Any, str | None]:
 
     if isinstance(node, exp.Column):
         return node, None
-    if isinstance(node, (exp.Lower, exp.Upper)):
-        if isinstance(node.this, exp.Column):
-            return node.this, type(node).__name__.lower()
-    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Column):
-        return None, None
+    if isinstance(node, exp.Paren):
+        return _column_side(node.this)
+    if isinstance(node, exp.Func) and not isinstance(node, exp.AggFunc):
+        # a function wrapped around the column (`lower(email)`, `date(created_at)`, `created_at::date`,
+        # `extract(year from d)`): only an expression index on the same function serves it
+        cols = list(node.find_all(exp.Column))
+        if len(cols) == 1 and not any(isinstance(x, (exp.Select, exp.AggFunc)) for x in node.find_all(exp.Select, exp.AggFunc)):
+            return cols[0], func_name(node)
     return None, None
+
+
+_FUNC_ALIASES = {"timestamp_trunc": "date_trunc", "try_cast": "cast"}
+
+
+def func_name(node: Any) -> str:
+    """The name of a SQL function node as an index key uses it: `date`, `lower`, `cast`, `extract`."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Anonymous):
+        name = str(node.name).lower()
+    else:
+        name = (node.sql_name() if hasattr(node, "sql_name") else type(node).__name__).lower()
+    return _FUNC_ALIASES.get(name, name)
 
 
 def _like_kind(pattern: Any) -> str | None:

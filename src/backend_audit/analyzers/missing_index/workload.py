@@ -77,6 +77,7 @@ class Workload:
         self._user_model: tuple[str] | None = None
         self._joins: list[tuple[str, str, str, str]] = []
         self._or_groups = 0
+        self._qs_models: dict[str, set[str]] | None = None
 
     def build(self) -> list[Query]:
         self.django()
@@ -121,6 +122,13 @@ class Workload:
                 if not target:
                     continue
                 found = self.model_and_chain(target)
+                if found is None:
+                    # `self.filter(...)` inside a custom QuerySet / Manager method: a query on its model
+                    try:
+                        target = self.queryset_target(target, info) or ""
+                    except Exception:  # an odd manager declaration never stops the analysis
+                        target = ""
+                    found = self.model_and_chain(target) if target else None
                 if found is None or found[0].abstract:
                     continue
                 if any(strip_markers(seg)[0] not in self.methods for seg in found[1][:-1]):
@@ -134,6 +142,89 @@ class Workload:
 
                     if os.environ.get("BACKEND_AUDIT_DEBUG"):
                         raise
+
+    def queryset_target(self, target: str, info: Any = None) -> str | None:
+        """`app.models.EmployeeQuerySet().filter` -> `app.models.Employee.objects.filter` when the QuerySet /
+        Manager class belongs to exactly one model (`objects = EmployeeQuerySet.as_manager()`,
+        `objects = EmployeeManager()` whose `get_queryset` builds it, `Manager.from_queryset(QS)()`)."""
+        if target.startswith("builtins.super().") and info is not None and getattr(info.summary, "class_qualname", None):
+            # `super().get_queryset().filter(...)` in a Manager method: the manager's own queryset
+            rest = target[len("builtins.super()."):]
+            if rest.startswith(("get_queryset().", "all().")):
+                rest = rest.split("().", 1)[1]
+            head, sep = f"{info.module}.{info.summary.class_qualname}", "()."
+        else:
+            head, sep, rest = target.partition("().")
+        if not sep:
+            return None
+        qs_models = self.queryset_models()
+        models = qs_models.get(head)
+        cls = getattr(info.summary, "class_qualname", None) if info is not None else None
+        if not models or len(models) != 1 or not cls:
+            return None
+        # only the methods of the QuerySet / Manager classes themselves: a call elsewhere through a custom
+        # manager (`Revision.page_revisions.order_by(...)`) runs its get_queryset() filters, which we do not see
+        owner = f"{info.module}.{cls}"
+        if qs_models.get(owner) != models:
+            return None
+        if not target.startswith("builtins.super().") and info.summary.name != "get_queryset" \
+                and self.filtering_get_queryset(owner):
+            return None  # `self.filter(...)` on a manager whose get_queryset() already filters: not all we see
+        return f"{next(iter(models))}.__qs__.{rest}"
+
+    def filtering_get_queryset(self, cls: str) -> bool:
+        for anc in self.index.mro(cls):
+            fn = self.index.functions.get(f"{anc}.get_queryset")
+            if fn is not None:
+                return any((c.ref or "").rsplit(".", 1)[-1] in ("filter", "exclude", "extra", "raw")
+                           for c in fn.summary.calls)
+        return False
+
+    def queryset_models(self) -> dict[str, set[str]]:
+        if self._qs_models is not None:
+            return self._qs_models
+        out: dict[str, set[str]] = {}
+        self._qs_models = out
+        for m in self.orm.models.values():
+            if m.framework != DJANGO or m.abstract:
+                continue
+            managers = dict(m.managers)
+            cls_info = self.index.classes.get(m.qualified)
+            for attr, a in (cls_info.summary.attrs.items() if cls_info is not None else ()):
+                # `objects = EmployeeManager.from_queryset(EmployeeQuerySet)()` (not a manager base the ORM knows)
+                if attr not in managers and a.value[0] == "call" and ".from_queryset" in str(a.value[1] or ""):
+                    managers[attr] = self.index.resolve(m.module, a.value[1]) or ""
+            for attr, ref in managers.items():
+                for cls in self.manager_classes(m, attr, ref or ""):
+                    out.setdefault(cls, set()).add(m.qualified)
+        return out
+
+    def manager_classes(self, m: OrmModel, attr: str, ref: str) -> list[str]:
+        found: list[str] = []
+        if ref.endswith(".as_manager") and ref[:-11] in self.index.classes:
+            found.append(ref[:-11])
+        elif ref in self.index.classes:
+            found.append(ref)
+            getqs = self.index.functions.get(f"{ref}.get_queryset")
+            if getqs is not None:
+                for site in getqs.summary.calls:
+                    r = self.index.resolve(getqs.module, site.ref) if site.ref else None
+                    if r in self.index.classes and r != ref:
+                        found.append(r)
+        elif "from_queryset" in ref:
+            base = ref.split(".from_queryset", 1)[0]
+            if base in self.index.classes:
+                found.append(base)
+            cls_attr = self.index.classes.get(m.qualified)
+            a = cls_attr.summary.attrs.get(attr) if cls_attr is not None else None
+            fn = self.index.function_at(m.path, "<module>")
+            if a is not None and fn is not None:
+                for site in fn.summary.calls:
+                    if site.line == a.line and (site.ref or "").endswith("from_queryset") and site.args:
+                        r = self.index.resolve_value(fn.module, site.args[0])
+                        if r in self.index.classes:
+                            found.append(r)
+        return found
 
     def shortcut(self, info: Any, site: CallSite) -> None:
         target = self.index.resolve(info.module, site.ref)
@@ -446,6 +537,9 @@ class Workload:
     def sa_column(self, module: str, owner: str, attr: str) -> tuple[OrmModel, str, str, str] | None:
         ref = self.index.resolve(module, owner)
         m = self.orm.model_of_ref(ref)
+        if m is None or ref != m.qualified:
+            m = self.table_var(module, owner)
+            ref = m.qualified if m is not None else ref
         if m is None or m.framework == DJANGO:
             return None
         if ref != m.qualified:
@@ -458,6 +552,19 @@ class Workload:
             return None
         ftype = self.sa_field_type(m, attr)
         return m, table, (f.column or attr).lower(), ftype
+
+    def table_var(self, module: str, owner: str) -> OrmModel | None:
+        """`devices` / `.tables.devices` naming a module-level `Table(...)` variable: resolving the ref itself
+        follows the variable's value (the `Table()` call), so resolve the module it lives in instead."""
+        if owner.startswith("@"):
+            m = self.orm.models.get(f"{module}.{owner[1:]}")
+        elif "." in owner.strip("."):
+            head, _, name = owner.rpartition(".")
+            base = self.index.resolve(module, head) if head else None
+            m = self.orm.models.get(f"{base}.{name}") if base else None
+        else:
+            m = None
+        return m if m is not None and m.qualified not in self.index.classes else None
 
     def sa_field_type(self, m: OrmModel, attr: str) -> str:
         tab = self.schema.table(self.builder.model_table.get(m.qualified, ""))
@@ -491,8 +598,6 @@ class Workload:
                     m, table, col, ftype = res
                     usage = c["usage"]
                     if usage == "infix" and ftype != "text":
-                        continue
-                    if usage.startswith("func:") and usage[5:] not in ("lower", "upper"):
                         continue
                     if usage.startswith("func:"):
                         col = f"{usage[5:]}({col})"
@@ -567,22 +672,23 @@ class Workload:
         for path, facts in self.facts.items():
             if not isinstance(facts, dict) or is_test_path(path) or self.builder.is_migration(path):
                 continue  # a migration's data fix runs once: not the workload
+            module = self.index.module_of.get(path, "")
             for fact in facts.get("sql", []):
                 if fact.get("kind") != "query":
                     continue
                 line = fact.get("string_line", fact["line"])
                 q = Query("sql", path, line, 0, line, 0)
+                refs = fact.get("table_refs") or {}
                 for u in fact["usages"]:
-                    table = self.pick_table(u["tables"], u["column"])
+                    cands = [self.db_table(module, refs[t]) if t in refs else t for t in u["tables"]] if refs \
+                        else u["tables"]
+                    table = self.pick_table([t for t in cands if t], u["column"])
                     if table is None:
                         continue
                     usage = u["usage"]
                     col = u["column"]
                     if usage.startswith("func:"):
-                        fn = usage[5:]
-                        if fn not in ("lower", "upper"):
-                            continue
-                        col = f"{fn}({col})"
+                        col = f"{usage[5:]}({col})"
                     tab = self.schema.table(table)
                     ctype = tab.columns[u["column"]].type if tab and u["column"] in tab.columns else "other"
                     if usage == "infix" and ctype not in ("text", "other", "citext"):
@@ -595,6 +701,13 @@ class Workload:
                 if q.usages:
                     q.symbol = self.symbol_at(path, line) if path in self.index.summaries else ""
                     self.queries.append(q)
+
+    def db_table(self, module: str, ref: str) -> str | None:
+        """The table of `Model._meta.db_table` written in an f-string (the model may live in another module)."""
+        if not module:
+            return None
+        m = self.orm.model_of_ref(self.index.resolve(module, ref))
+        return self.builder.model_table.get(m.qualified) if m is not None else None
 
     def pick_table(self, candidates: list[str], column: str) -> str | None:
         known = [t for t in candidates if self.schema.table(t) is not None]
