@@ -433,7 +433,7 @@ def test_sql_limit_from_request_is_an_unbounded_limit_not_an_injection(tmp_path)
     assert [(f.line, f.rule) for f in findings] == [(14, "BA310"), (15, "BA310")]
 
 
-def test_code_chosen_keys_and_referer_redirects_are_not_reported(tmp_path):
+def test_code_chosen_keys_are_not_reported_but_referer_redirects_are(tmp_path):
     findings = run(tmp_path, {
         "app/__init__.py": "",
         "app/models.py": """
@@ -458,7 +458,8 @@ def test_code_chosen_keys_and_referer_redirects_are_not_reported(tmp_path):
                 return HttpResponseRedirect(request.META.get("HTTP_REFERER", "/"))
         """,
     })
-    assert [(f.line, f.rule) for f in findings] == [(14, "BA306")]
+    # the Referer is chosen by whatever page linked to the endpoint: an open redirect
+    assert [(f.line, f.rule) for f in findings] == [(14, "BA306"), (15, "BA305")]
 
 
 def test_deep_call_chains_are_linked_in_full(tmp_path):
@@ -1008,3 +1009,400 @@ def test_properties_over_constructor_fields(tmp_path):
             Job("nightly").start()
     """})
     assert lines_of(findings) == [("app.py", 13)]
+
+
+def test_referer_redirects_are_open_redirects_unless_checked(tmp_path):
+    findings = run(tmp_path, {
+        "dj.py": """
+            from django.shortcuts import redirect
+            from django.utils.http import url_has_allowed_host_and_scheme
+
+            def back(request):
+                return redirect(request.META.get("HTTP_REFERER", "/"))
+
+            def back_checked(request):
+                ref = request.META.get("HTTP_REFERER", "/")
+                if not url_has_allowed_host_and_scheme(ref, allowed_hosts={request.get_host()}):
+                    ref = "/"
+                return redirect(ref)
+        """,
+        "st.py": """
+            from urllib.parse import urlparse
+            from starlette.requests import Request
+            from starlette.responses import RedirectResponse
+
+            async def back(request: Request):
+                return RedirectResponse(request.headers.get("referer"))
+
+            async def same_host(request: Request):
+                ref = request.headers.get("referer", "/")
+                if urlparse(ref).netloc != request.url.netloc:
+                    return RedirectResponse("/")
+                return RedirectResponse(ref)
+
+            async def same_host_logged_only(request: Request):
+                ref = request.headers.get("referer", "/")
+                if urlparse(ref).netloc != request.url.netloc:
+                    print("foreign", ref)
+                return RedirectResponse(ref)
+
+            async def against_another_header(request: Request):
+                ref = request.headers.get("referer", "/")
+                if urlparse(ref).netloc != request.headers.get("x-forwarded-host"):
+                    return RedirectResponse("/")
+                return RedirectResponse(ref)
+        """,
+        "fl.py": """
+            from urllib.parse import urlparse
+            from flask import Flask, redirect, request
+            app = Flask(__name__)
+
+            @app.route("/back")
+            def back():
+                return redirect(request.referrer or "/")
+
+            @app.route("/back-safe")
+            def back_safe():
+                ref = request.referrer or "/"
+                return redirect(ref if urlparse(ref).netloc == request.host else "/")
+        """,
+    })
+    assert lines_of(findings, "BA305") == [("dj.py", 6), ("fl.py", 8), ("st.py", 7), ("st.py", 19), ("st.py", 25)]
+
+
+def test_closures_carry_the_enclosing_functions_data_to_their_sinks(tmp_path):
+    findings = run(tmp_path, {"app.py": """
+        import asyncio
+        import os
+        from asgiref.sync import sync_to_async
+        ROOT = "/srv/files"
+
+        async def store(name, data):
+            def _write():
+                with open(os.path.join(ROOT, name), "wb") as fh:
+                    fh.write(data)
+            await asyncio.to_thread(_write)
+
+        async def store_safe(name, data):
+            name = os.path.basename(name)
+            def _write():
+                with open(os.path.join(ROOT, name), "wb") as fh:
+                    fh.write(data)
+            await asyncio.to_thread(_write)
+
+        def deleter(name):
+            def _delete():
+                os.remove(os.path.join(ROOT, name))
+            return _delete
+
+        async def view(request):
+            field = (await request.post())["file"]
+            await store(field.filename, field.file)
+            await store_safe(field.filename, field.file)
+            deleter(request.GET["old"])()
+            deleter("tmp.txt")()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, lambda: os.remove(os.path.join(ROOT, request.GET["x"])))
+            await loop.run_in_executor(None, lambda n: os.remove(os.path.join(ROOT, n)), "fixed")
+            path = os.path.join(ROOT, request.GET["p"])
+
+            @sync_to_async
+            def _read():
+                return open(path).read()
+
+            def _read_fixed(path=ROOT + "/index.txt"):
+                return open(path).read()
+
+            await _read()
+            await asyncio.to_thread(_read_fixed)
+    """})
+    assert lines_of(findings, "BA304") == [("app.py", 9), ("app.py", 22), ("app.py", 32), ("app.py", 38)]
+    flow = next(f for f in findings if f.line == 9).flow
+    assert flow[0].line == 26 and "request.post()" in flow[0].message
+
+
+def test_uploaded_files_carry_client_filenames_to_path_sinks(tmp_path):
+    findings = run(tmp_path, {
+        "fl.py": """
+            import os
+            import uuid
+            from flask import Flask, request
+            from werkzeug.utils import secure_filename
+            app = Flask(__name__)
+            UPLOADS = "/srv/up"
+
+            @app.route("/up", methods=["POST"])
+            def up():
+                f = request.files["f"]
+                f.save(os.path.join(UPLOADS, f.filename))
+                f.save(os.path.join(UPLOADS, secure_filename(f.filename)))
+                f.save(os.path.join(UPLOADS, uuid.uuid4().hex))
+                report = build_report()
+                report.save(os.path.join(UPLOADS, "report.pdf"))
+
+            def build_report():
+                return None
+        """,
+        "aio.py": """
+            import os
+            from aiohttp import web
+            from werkzeug.utils import secure_filename
+
+            async def up(request):
+                reader = await request.multipart()
+                field = await reader.next()
+                with open(os.path.join("/srv/up", field.filename), "wb") as fh:
+                    fh.write(await field.read())
+                with open(os.path.join("/srv/up", secure_filename(field.filename)), "wb") as fh:
+                    fh.write(await field.read())
+                return web.Response()
+        """,
+        "dj.py": """
+            import uuid
+            from django.core.files.storage import default_storage
+
+            def up(request):
+                f = request.FILES["f"]
+                default_storage.save("avatars/" + f.name, f)
+                default_storage.save(f"avatars/{uuid.uuid4().hex}.png", f)
+        """,
+    })
+    assert lines_of(findings, "BA304") == [("aio.py", 9), ("dj.py", 7), ("fl.py", 12)]
+
+
+def test_methods_of_objects_in_the_application_registry_are_linked(tmp_path):
+    findings = run(tmp_path, {
+        "svc/__init__.py": "",
+        "svc/repo.py": """
+            class ItemRepository:
+                def __init__(self, pool):
+                    self.pool = pool
+
+                async def search(self, term, sort):
+                    sql = "SELECT id FROM items WHERE name LIKE %s ORDER BY " + sort
+                    async with self.pool.acquire() as conn:
+                        async with conn.cursor() as cur:
+                            await cur.execute(sql, ("%" + term + "%",))
+
+                async def safe(self, term, sort):
+                    async with self.pool.acquire() as conn:
+                        async with conn.cursor() as cur:
+                            await cur.execute("SELECT id FROM items WHERE name = %s", (term,))
+
+            class StockRepository:
+                def in_warehouse(self, cur, warehouse):
+                    cur.execute("SELECT sku FROM stock WHERE w = '%s'" % warehouse)
+
+            class Cache:
+                def search(self, term, sort):
+                    return {}
+        """,
+        "svc/keys.py": """
+            from aiohttp import web
+            from .repo import StockRepository
+            STOCK = web.AppKey("stock", StockRepository)
+        """,
+        "svc/app.py": """
+            from aiohttp import web
+            from .keys import STOCK
+            from .repo import Cache, ItemRepository
+
+            async def search(request):
+                term, sort = request.query.get("q", ""), request.query.get("sort", "id")
+                await request.app["repo"].search(term, sort)
+                await request.app["repo"].safe(term, sort)
+                await request.app["cache"].search(term, sort)
+                await request.app["unknown"].search(term, sort)
+                repo = request.config_dict["repo"]
+                await repo.search(term, sort)
+                request.app[STOCK].in_warehouse(None, request.match_info["w"])
+
+            async def on_startup(app):
+                app["repo"] = ItemRepository(None)
+                app["cache"] = Cache()
+        """,
+        "st/__init__.py": "",
+        "st/main.py": """
+            from fastapi import FastAPI, Request
+            from svc.repo import ItemRepository
+            app = FastAPI()
+            app.state.items = ItemRepository(None)
+
+            @app.get("/s")
+            async def s(request: Request, sort: str):
+                await request.app.state.items.search("x", sort)
+                await request.app.state.other.search("x", sort)
+        """,
+    })
+    got = [(f.rule, f.path, f.line) for f in findings]
+    assert got == [("BA301", "svc/repo.py", 10), ("BA301", "svc/repo.py", 19)]
+    f = next(f for f in findings if f.line == 10)
+    # three reads reach it: request.app["repo"], request.config_dict["repo"], app.state.items
+    starts = [r.line for r in f.related if r.path != "svc/repo.py" and
+              (r.message.startswith("source:") or r.message.startswith("also reaches"))]
+    assert len(starts) >= 2
+
+
+def test_the_registry_read_alone_does_not_guess_a_class(tmp_path):
+    findings = run(tmp_path, {"app.py": """
+        from aiohttp import web
+
+        class Repo:
+            def search(self, cur, sort):
+                cur.execute("SELECT id FROM t ORDER BY " + sort)
+
+        async def h(request):
+            request.app["repo"].search(None, request.query["sort"])
+            registry = {"repo": Repo()}
+            registry["repo"].search(None, request.query["sort"])
+    """})
+    assert findings == []
+
+
+def test_registry_keys_name_driver_objects_and_flask_globals(tmp_path):
+    findings = run(tmp_path, {"app.py": """
+        import asyncpg
+        from flask import Flask, g, request
+        app = Flask(__name__)
+
+        class Repo:
+            def search(self, cur, sort):
+                cur.execute("SELECT id FROM t ORDER BY " + sort)
+
+        @app.before_request
+        def attach():
+            g.repo = Repo()
+
+        @app.route("/s")
+        def s():
+            g.repo.search(None, request.args["sort"])
+            g.other.search(None, request.args["sort"])
+
+        async def h(request):
+            q = request.query["q"]
+            await request.app["pool"].fetch(f"SELECT * FROM t WHERE a = '{q}'")
+            await request.app["pool"].fetch("SELECT * FROM t WHERE a = $1", q)
+
+        async def startup(app):
+            app["pool"] = await asyncpg.create_pool("x")
+    """})
+    assert lines_of(findings, "BA301") == [("app.py", 8), ("app.py", 21)]
+
+
+def test_nested_functions_of_handlers_and_lifespan_stores(tmp_path):
+    findings = run(tmp_path, {"app.py": """
+        import os
+        import shlex
+        from contextlib import asynccontextmanager
+        from flask import Flask, Response
+        from fastapi import FastAPI, Request
+        app = Flask(__name__)
+        BASE = "/srv"
+
+        @app.route("/d/<path:name>")
+        def download(name):
+            def gen():
+                with open(os.path.join(BASE, name)) as fh:
+                    yield fh.read()
+            return Response(gen())
+
+        @app.route("/n/<int:n>")
+        def numbered(n):
+            def gen():
+                with open(os.path.join(BASE, f"{n}.txt")) as fh:
+                    yield fh.read()
+            return Response(gen())
+
+        def view(request):
+            def _inner():
+                os.system("ls " + request.GET["d"])
+            quoted = shlex.quote(request.GET["d"])
+            def _quoted():
+                os.system("ls " + quoted)
+            _inner()
+            _quoted()
+
+        class Repo:
+            def search(self, cur, sort):
+                cur.execute("SELECT id FROM t ORDER BY " + sort)
+
+        @asynccontextmanager
+        async def lifespan(api):
+            repo = Repo()
+            api.state.repo = repo
+            yield
+
+        api = FastAPI(lifespan=lifespan)
+
+        @api.get("/x")
+        def x(request: Request, sort: str):
+            request.app.state.repo.search(None, sort)
+            request.app.state.repo.search(None, "name")
+    """})
+    assert lines_of(findings) == [("app.py", 13), ("app.py", 26), ("app.py", 35)]
+
+
+def test_functions_run_in_threads_and_tasks_receive_the_arguments_after_them(tmp_path):
+    findings = run(tmp_path, {"app.py": """
+        import asyncio
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+        from asgiref.sync import sync_to_async
+        from fastapi import BackgroundTasks, FastAPI
+        api = FastAPI()
+        pool = ThreadPoolExecutor()
+
+        def save_a(name, data):
+            open(name, "wb").write(data)
+
+        def save_b(name, data):
+            open(name, "wb").write(data)
+
+        def save_c(name, data):
+            open(name, "wb").write(data)
+
+        def save_d(name, data):
+            open(name, "wb").write(data)
+
+        def save_e(name, data):
+            open(name, "wb").write(data)
+
+        def save_f(name, data):
+            open(name, "wb").write(data)
+
+        async def h(request):
+            field = (await request.post())["f"]
+            await asyncio.to_thread(save_a, field.filename, b"x")
+            await asyncio.to_thread(save_f, "fixed.txt", field.file)
+            await asyncio.get_running_loop().run_in_executor(None, save_b, field.filename, b"")
+            pool.submit(save_c, field.filename, b"")
+            await sync_to_async(save_d)(field.filename, b"")
+            await asyncio.to_thread(print, field.filename)
+
+        @api.post("/u")
+        def u(name: str, tasks: BackgroundTasks):
+            tasks.add_task(save_e, name, b"")
+            tasks.add_task(save_f, "fixed.txt", name)
+    """})
+    assert lines_of(findings, "BA304") == [("app.py", 11), ("app.py", 14), ("app.py", 17), ("app.py", 20), ("app.py", 23)]
+
+
+def test_objects_kept_as_app_attributes_and_the_wsgi_environ(tmp_path):
+    findings = run(tmp_path, {"app.py": """
+        from flask import Flask, current_app, redirect, request
+        app = Flask(__name__)
+
+        class Repo:
+            def search(self, cur, sort):
+                cur.execute("SELECT id FROM t ORDER BY " + sort)
+
+        app.repo = Repo()
+
+        @app.route("/s")
+        def s():
+            current_app.repo.search(None, request.args["sort"])
+            current_app.other.search(None, request.args["sort"])
+            current_app.repo.search(None, "name")
+            return redirect(request.environ.get("HTTP_REFERER", "/"))
+    """})
+    assert [(f.rule, f.line) for f in findings] == [("BA301", 7), ("BA305", 16)]

@@ -16,6 +16,14 @@ swallowed by an ``except`` that falls through. Every call that receives atoms (o
 project function) is kept as a `CallFact` with its callee ref left module-relative, as in the
 generic summary: solve.py resolves it with the project index.
 
+Nested functions see the enclosing function's variables: each one they read is a pseudo-parameter
+``p:<name>`` of the nested function, bound wherever the enclosing function calls it, passes it on
+(`asyncio.to_thread(_write)`, `run_in_executor`, `sync_to_async`) or returns it (a `CallFact` with
+a ``closure`` hint); lambda bodies are evaluated in place. Method calls on objects fetched from an
+application registry (`request.app["repo"]`, `app.state.repo`, `current_app.extensions[...]`,
+`g.repo`) carry a ``registry`` hint; the stores (`app["repo"] = Repo(...)`) are kept in
+`FuncFacts.registry`, and solve.py links the method of the class stored under the same key.
+
 Refs reuse `Summarizer.ref` of the generic summary (same name binding rules), not a copy.
 """
 
@@ -77,6 +85,8 @@ class FuncFacts:
     attr_writes: dict[str, frozenset[str]] | None = None
     #: parameter names treated as request objects (their attributes are sources, not them)
     request_params: list[str] = field(default_factory=list)
+    #: application registry stores `app["repo"] = Repo()`: (namespace, "s"|"r", key) -> value ref
+    registry: dict[tuple[str, str, str], str] | None = None
 
 
 class _Fn:
@@ -158,6 +168,13 @@ class TaintCollector(Summarizer):
         self.has_limit = "LIMIT" in text or "limit" in text or "FETCH" in text
         self.class_attrs: dict[str, set[str]] = {}
         self.source_methods = models.request_methods | models.global_request_methods
+        # registry stores and reads look like `app[...]`, `config_dict[...]`, `extensions[...]`,
+        # `.state.x` or `g.x` (with Flask's `g` imported): a cheap test that skips most files
+        self.global_names = {k for k, v in module.imports.items() if v in models.app_globals}
+        self.runner_refs = {k: v for k, v in models.callback_runners.items() if k[:1] != "."}
+        self.runner_meths = {k[1:]: v for k, v in models.callback_runners.items() if k[:1] == "."}
+        self.has_registry = bool(self.global_names) or "app[" in text or "application[" in text \
+            or "config_dict[" in text or "extensions[" in text or ".state." in text or "app." in text
 
     # ----- driver --------------------------------------------------------------------------
     def run(self) -> dict[str, FuncFacts]:
@@ -165,7 +182,25 @@ class TaintCollector(Summarizer):
         self.scopes.append(_Scope(None))
         self.scopes[-1].func = _Fn(MODULE_SCOPE)  # type: ignore[assignment]
         self._defs(self.tree.body, "", None)
+        if self.has_registry:
+            self._module_stores()
         return self.out
+
+    def _module_stores(self) -> None:
+        """`app.state.repo = Repo()` / `app["repo"] = Repo()` at module level."""
+        facts = None
+        self.st = _FnState(MODULE_SCOPE, FuncFacts(), None, set())
+        self.env = {}
+        for node in self.tree.body:
+            if type(node) is ast.Assign:
+                for target in node.targets:
+                    k = self._registry_key(target, store=True)
+                    if k is not None:
+                        v = self._stored_ref(node.value)
+                        if v:
+                            facts = facts or self.out.setdefault(MODULE_SCOPE, FuncFacts())
+                            facts.registry = facts.registry or {}
+                            facts.registry[k] = v
 
     def _defs(self, body: list[ast.stmt], prefix: str, cls: str | None) -> None:
         for node in body:
@@ -180,7 +215,7 @@ class TaintCollector(Summarizer):
                     self._defs(h.body, prefix, cls)
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, cls: str | None,
-                  closure: tuple[dict, FuncFacts] | None = None) -> None:
+                  closure: tuple[dict, FuncFacts, frozenset[str]] | None = None) -> None:
         scope = _Scope(None, cls)
         scope.func = _Fn(qualname)  # type: ignore[assignment]
         args = node.args
@@ -242,19 +277,31 @@ class TaintCollector(Summarizer):
             self.scopes.append(scope)
             self.func_stack.append(_Fn(qualname))
             try:
-                self._function(inner, inner_q, None, (end_env, facts))
+                # the enclosing variables it reads, when some place passed it data (see _closure_atoms)
+                c = st.closures.get(inner.name) if st.closures else None
+                free = c[2] if c is not None and c[3] and c[1] is inner else EMPTY
+                self._function(inner, inner_q, None, (end_env, facts, free))
             finally:
                 self.scopes.pop()
                 self.func_stack.pop()
 
-    def _capture(self, closure: tuple[dict, FuncFacts], env: dict, scope: _Scope) -> None:
-        """A nested function sees the enclosing function's variables: the client data they hold
-        (its direct sources; not its parameters or call results, which belong to its own frame)."""
-        outer_env, outer = closure
+    def _capture(self, closure: tuple[dict, FuncFacts, frozenset[str]], env: dict, scope: _Scope) -> None:
+        """A nested function sees the enclosing function's variables. The client data they hold
+        at the end of the enclosing function (its direct sources) become sources here; and every
+        variable it reads is also a pseudo-parameter `p:<name>`, bound at each place the enclosing
+        function calls, passes on or returns the nested function (`_closure_atoms`) to what the
+        variable holds there (parameters, call results: data of the enclosing frame)."""
+        outer_env, outer, free = closure
+        for name in outer.request_params:  # `request.GET[...]` read inside the nested function
+            if name not in scope.params:
+                self.st.request_names.add(name)
+        for name in free:
+            if name not in scope.params and name in outer_env:
+                env[name] = frozenset((f"p:{name}",))
         for name, atoms in outer_env.items():
             if name in scope.params or "." in name or "[" in name:
                 continue
-            got = []
+            got = [f"p:{name}"] if name in free else []
             for a in atoms:
                 flags, _, rest = a.rpartition("|") if "|" in a and not a.startswith("g:") else ("", "", a)
                 if rest.startswith("s:"):
@@ -268,6 +315,93 @@ class TaintCollector(Summarizer):
                     got.append(f"{flags}|s:{i}" if flags else f"s:{i}")
             if got:
                 env[name] = frozenset(got)
+
+    def _closure_atoms(self, name: str) -> dict[str, frozenset[str]] | None:
+        """For a nested function `name` of this function: what the enclosing variables it reads
+        hold here (only those that carry something)."""
+        got = self.st.closures.get(name) if self.st.closures else None
+        if got is None or self.env.get(name):
+            return None
+        env = self.env
+        if not any(env.values()):
+            return None
+        if got[2] is None:
+            got[2] = self._free_names(got[1])  # computed once, only when some variable carries data
+        out = {n: env[n] for n in got[2] if env.get(n)}
+        if not out:
+            return None
+        got[3] = True
+        return out
+
+    def _free_names(self, fn: ast.AST) -> frozenset[str]:
+        """The identifiers in a nested function's text: a superset of the enclosing variables it
+        reads (its own parameters and locals are filtered where it matters), by one regex pass
+        over its lines rather than a walk of its tree."""
+        lines = self.lines
+        end = getattr(fn, "end_lineno", None) or fn.lineno
+        text = "\n".join(lines.line(i) for i in range(fn.lineno, end + 1))
+        a = fn.args
+        params = {p.arg for p in a.posonlyargs + a.args + a.kwonlyargs}
+        params.update(p.arg for p in (a.vararg, a.kwarg) if p is not None)
+        return frozenset(_IDENT.findall(text)) - params
+
+    def _closure_ref(self, node: ast.Name) -> frozenset[str]:
+        """`asyncio.to_thread(_write)`, `return _write`: the nested function leaves with the
+        enclosing frame's data; link it here (a pseudo call whose result is what it returns)."""
+        captured = self._closure_atoms(node.id)
+        if captured is None:
+            return EMPTY
+        j = self._record(node, self.name_ref(node.id), [], {}, EMPTY, EMPTY, "", node.id)
+        self.st.facts.calls[j].hints["closure"] = captured
+        return frozenset((f"r:{j}",))
+
+    def _registry_key(self, node: ast.AST, store: bool = False) -> tuple[str, str, str] | None:
+        """`request.app["repo"]`, `app[REPO_KEY]`, `request.config_dict["db"]`, `app.state.repo`,
+        `current_app.extensions["repo"]`: (namespace, "s" for a string key / "r" for a key
+        object's ref, key). The same shape on both sides: stored at startup, read in handlers."""
+        m = self.m
+        t = type(node)
+        if t is ast.Subscript:
+            c = node.value
+            ns = None
+            if isinstance(c, ast.Attribute):
+                if c.attr in m.app_extension_attrs:
+                    ns = "ext"
+                elif c.attr in m.app_registry_attrs:
+                    ns = "item"
+            elif isinstance(c, ast.Name) and (c.id in m.app_names or "Application()" in self.name_ref(c.id)):
+                ns = "item"  # `app["repo"]`, or any name bound to `web.Application()`
+            if ns is None:
+                return None
+            k = node.slice
+            if isinstance(k, ast.Constant) and isinstance(k.value, str):
+                return (ns, "s", k.value)
+            if isinstance(k, (ast.Name, ast.Attribute)):
+                r = self.ref(k)
+                if r and r[0] != "$" and (not isinstance(k, ast.Name) or k.id not in self.env):
+                    return (ns, "r", r)
+            return None
+        if t is ast.Attribute:
+            c = node.value
+            if isinstance(c, ast.Name) and c.id in self.global_names and c.id not in self.env:
+                return ("g", "s", node.attr)  # Flask `g.repo = Repo()` ... `g.repo.search(q)`
+            if isinstance(c, ast.Attribute) and c.attr in m.app_state_attrs:
+                # `app.state.repo`, `api.state.repo`, `request.app.state.repo` (whatever the app is
+                # called: a link needs the same attribute stored and read, and a class stored there)
+                return ("state", "s", node.attr)
+            if isinstance(c, ast.Name) and c.id in m.app_names and c.id not in self.env \
+                    or isinstance(c, ast.Attribute) and c.attr in m.app_registry_attrs:
+                return ("attr", "s", node.attr)  # Flask `app.repo = Repo()` ... `current_app.repo.search(q)`
+        return None
+
+    def _stored_ref(self, value: ast.AST) -> str | None:
+        """The ref of what is stored in a registry (`Repo(pool)`, a local bound to one, `self`)."""
+        if isinstance(value, ast.Await):
+            value = value.value
+        r = self.ref(value)
+        if not r or r[0] == "$":
+            return None
+        return r
 
     def _is_request_param(self, a: ast.arg) -> bool:
         """A framework request object: by its annotation when it has one (`request: SearchRequest`
@@ -376,6 +510,9 @@ class TaintCollector(Summarizer):
             if q not in self.st.seen_nested:
                 self.st.seen_nested.add(q)
                 self.st.nested.append((s, q))
+            if self.st.closures is None:
+                self.st.closures = {}
+            self.st.closures[s.name] = [q, s, None, False]
             self.scopes[-1].locals[s.name] = f"@{q}"
             self.env[s.name] = EMPTY
             return self.env, False
@@ -444,8 +581,25 @@ class TaintCollector(Summarizer):
     def _assign(self, target: ast.AST, v: frozenset[str], value: ast.AST | None) -> None:
         env = self.env
         st = self.st
+        if value is not None and self.has_registry and type(target) in (ast.Subscript, ast.Attribute):
+            k = self._registry_key(target, store=True)
+            if k is not None:
+                r = self._stored_ref(value)
+                if r:
+                    reg = st.facts.registry
+                    if reg is None:
+                        reg = st.facts.registry = {}
+                    reg[k] = r
         if isinstance(target, ast.Name):
             name = target.id
+            if st.registry_names:
+                st.registry_names.pop(name, None)
+            if value is not None and self.has_registry and type(value) in (ast.Subscript, ast.Attribute, ast.Await):
+                k = self._registry_key(value.value if isinstance(value, ast.Await) else value)
+                if k is not None:
+                    if st.registry_names is None:
+                        st.registry_names = {}
+                    st.registry_names[name] = k
             env[name] = v
             if name in st.param_names:
                 st.reassigned.add(name)
@@ -461,6 +615,8 @@ class TaintCollector(Summarizer):
             st.fileobj_of.pop(name, None)
             st.normalized.discard(name)
             st.const_key_dicts.discard(name)
+            if st.closures:
+                st.closures.pop(name, None)
             if value is None:
                 self.scopes[-1].locals[name] = f"${name}"
                 return
@@ -647,7 +803,7 @@ class TaintCollector(Summarizer):
             elif isinstance(op, (ast.Eq, ast.NotEq)):
                 for a, b in ((left, right), (right, left)):
                     subject = self._subject(a)
-                    if subject and isinstance(b, ast.Constant) and b.value is not None:
+                    if subject and self._known_value(b):
                         (on_true if isinstance(op, ast.Eq) else on_false).add(subject)
             elif isinstance(op, (ast.Lt, ast.LtE)):
                 # left < right: left is bounded above when true; right is bounded below (not enough)
@@ -662,6 +818,16 @@ class TaintCollector(Summarizer):
                     on_true.add(right.id)
             left = right
         return on_true, on_false
+
+    def _known_value(self, node: ast.AST) -> bool:
+        """A value the client does not choose, which an equality test pins the subject to: a
+        constant (not None), or a clean expression such as the server's own host
+        (`urlparse(url).netloc == request.get_host()`: a same-host check)."""
+        if isinstance(node, ast.Constant):
+            return node.value is not None
+        if isinstance(node, (ast.Attribute, ast.Call)):
+            return not self._ev(node)
+        return False
 
     def _subject(self, node: ast.AST) -> str | None:
         """The local a test constrains: `x`, `x.lower()`, `urlparse(x).netloc`, `parts.hostname`,
@@ -748,7 +914,10 @@ class TaintCollector(Summarizer):
         if t is ast.Constant:
             return EMPTY
         if t is ast.Name:
-            return self.env.get(node.id, EMPTY)
+            v = self.env.get(node.id, EMPTY)
+            if not v and self.st.closures and node.id in self.st.closures:
+                return self._closure_ref(node)
+            return v
         if t is ast.Attribute:
             return self._attribute(node)
         if t is ast.Call:
@@ -808,9 +977,30 @@ class TaintCollector(Summarizer):
         if t is ast.Slice:
             return _union((self._ev(node.lower), self._ev(node.upper)))
         if t is ast.Lambda:
-            return EMPTY
+            return self._lambda(node)
         if t in (ast.Yield, ast.YieldFrom):
             return self._ev(node.value)
+        return EMPTY
+
+    def _lambda(self, node: ast.Lambda) -> frozenset[str]:
+        """A lambda's body runs with the enclosing variables (`run_in_executor(None, lambda:
+        open(path))`): its sinks are checked here, in the enclosing frame; its own parameters are
+        unknown (clean). The lambda itself is a function, not data."""
+        env = self.env
+        a = node.args
+        names = [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs]
+        names += [p.arg for p in (a.vararg, a.kwarg) if p is not None]
+        saved = {n: env.get(n) for n in names}
+        for n in names:
+            env[n] = EMPTY
+        try:
+            self._ev(node.body)
+        finally:
+            for n, old in saved.items():
+                if old is None:
+                    env.pop(n, None)
+                else:
+                    env[n] = old
         return EMPTY
 
     def _concat(self, parts: list[ast.AST]) -> frozenset[str]:
@@ -1094,6 +1284,8 @@ class TaintCollector(Summarizer):
         elif not isinstance(func, ast.Name):
             self._ev(func)
             ref = self.ref(func)
+            if type(func) is ast.Call and func.args and self.ref(func.func) in m.callable_wrappers:
+                ref = self.ref(func.args[0]) or ref  # `sync_to_async(save)(name)` calls save(name)
         else:
             ref = self.name_ref(func.id)
         args = [self._ev(a) for a in node.args]
@@ -1106,6 +1298,32 @@ class TaintCollector(Summarizer):
                     star = _union((star, v))
             else:
                 kwargs[k.arg] = v
+        runner = self.runner_refs.get(ref) if ref else None
+        if runner is None and meth is not None and meth in self.runner_meths and not module_recv:
+            runner = self.runner_meths[meth]
+        if runner is not None and runner < len(node.args):
+            got = self._run_callback(node, runner, args, kwargs)
+            if got is not None:
+                return got
+        registry = None
+        if meth is not None and self.has_registry and (any(args) or any(kwargs.values()) or star):
+            base = func.value
+            registry = self.st.registry_names.get(base.id) if isinstance(base, ast.Name) and self.st.registry_names \
+                else None
+            if registry is None:
+                registry = self._registry_key(base)
+            if registry is not None:
+                # a method of an object the application stored at startup: solve.py looks for the
+                # stored class and links its method (else the call is handled like any other)
+                if not ref or ref[0] == "$":
+                    # unknown to the index: name the receiver by its key (`app["pool"]` -> "pool")
+                    # so that receiver-named sinks (`pool.fetch(sql)`) still match
+                    key = registry[2].rsplit(".", 1)[-1].lstrip("@")
+                    ref = f"${key}.{meth}"
+                    recv_ref = f"{recv_ref} {key}".strip()
+                j = self._record(node, ref, args, kwargs, star, recv, recv_ref, None)
+                self.st.facts.calls[j].hints["registry"] = (*registry, meth)
+                return frozenset((f"r:{j}",))
         if ref in m.clean_calls:
             return EMPTY
         if ref in m.source_calls:
@@ -1124,15 +1342,19 @@ class TaintCollector(Summarizer):
             return EMPTY
         tainted = bool(recv or star or any(args) or any(kwargs.values()))
         project = self._possibly_project(ref)
+        captured = self._closure_atoms(func.id) if isinstance(func, ast.Name) and self.st.closures else None
         self_recv = bool(self.st.tainted_attrs) and meth is not None and isinstance(func.value, ast.Name) \
             and func.value.id == self.st.self_name
         j = None
         # an external callee that is no sink needs no record: its result is computed right here
         name = meth if meth is not None else func.id if isinstance(func, ast.Name) else None
-        if (tainted and (project or name in m.sink_names)) or self_recv or (project and node is not self.discarded):
+        if (tainted and (project or name in m.sink_names)) or self_recv or (project and node is not self.discarded) \
+                or captured:
             j = self._record(node, ref, args, kwargs, star, recv, recv_ref, None)
             if self_recv:
                 self.st.facts.calls[j].hints["self_recv"] = True
+            if captured:
+                self.st.facts.calls[j].hints["closure"] = captured
         if meth is not None and not module_recv:
             if meth in m.container_writers and (args or kwargs):
                 key = _target_key(func.value)
@@ -1156,6 +1378,24 @@ class TaintCollector(Summarizer):
             # `json.loads(x)`); the others are options (`translate_url(url, lang)`) unless listed
             return args[0]
         return _union((recv, *args))
+
+    def _run_callback(self, node: ast.Call, pos: int, args: list, kwargs: dict) -> frozenset[str] | None:
+        """`asyncio.to_thread(save, name, data)`, `loop.run_in_executor(None, save, name)`,
+        `executor.submit(save, name)`: a call of the project function `save` with the arguments
+        after it (recorded at the function argument). None when it is no project function."""
+        fnode = node.args[pos]
+        if type(fnode) not in (ast.Name, ast.Attribute):
+            return None
+        fref = self.ref(fnode)
+        if not self._possibly_project(fref):
+            return None
+        rest = args[pos + 1:]
+        if any(type(a) is ast.Starred for a in node.args[pos + 1:]):
+            return None
+        if not (any(rest) or any(kwargs.values())):
+            return None
+        j = self._record(fnode, fref, rest, kwargs, EMPTY, EMPTY, "", self._seg(fnode, 50))
+        return frozenset((f"r:{j}",))
 
     def _strips_to_safe_chars(self, node: ast.Call, ref: str | None, meth: str | None) -> bool:
         """`re.sub(r"[^a-z0-9_-]", "", x)`: what is left is letters, digits, `_` and `-` only."""
@@ -1390,6 +1630,7 @@ _INERT = frozenset((ast.Delete, ast.Global, ast.Nonlocal, ast.Pass, ast.ClassDef
 class _FnState:
     __slots__ = (
         "call_ids",
+        "closures",
         "const_key_dicts",
         "const_names",
         "exit_clean",
@@ -1405,6 +1646,7 @@ class _FnState:
         "prefix_names",
         "qualname",
         "reassigned",
+        "registry_names",
         "request_names",
         "ret",
         "ret_items",
@@ -1438,8 +1680,13 @@ class _FnState:
         self.param_names: set[str] = set()
         self.reassigned: set[str] = set()
         self.exit_clean: set[str] | None = None
+        #: nested def name -> [qualname, def node, enclosing variables it reads (lazily), linked?]
+        self.closures: dict[str, list] | None = None
+        #: locals bound to an application registry entry (`repo = request.app["repo"]`)
+        self.registry_names: dict[str, tuple[str, str, str]] | None = None
 
 
+_IDENT = re.compile(r"[A-Za-z_]\w*")
 _PERCENT = re.compile(r"%(?:\(\w+\))?[-#0 +]*\d*(?:\.\d+)?[sdrifxXeEgGa]")
 # a negated class of word characters (and `-`) removed everywhere: `[^a-z0-9_-]+`, `\W`
 _STRIP_TO_SAFE = re.compile(r"(?:\[\^(?:[A-Za-z0-9_]|-|\\w|\\d)+\]|\\W)[+*]?")

@@ -83,6 +83,12 @@ class TaintModels:
     regex_sub: frozenset[str]
     propagate_all: frozenset[str]
     file_objects: frozenset[str]
+    app_names: frozenset[str]
+    app_registry_attrs: frozenset[str]
+    app_state_attrs: frozenset[str]
+    app_extension_attrs: frozenset[str]
+    app_globals: frozenset[str]
+    callable_wrappers: frozenset[str]
     guard_name: re.Pattern = re.compile(r"(?!)")
     sinks_by_ref: dict[str, list[Sink]] = field(default_factory=dict)
     sinks_by_method: dict[str, list[Sink]] = field(default_factory=dict)
@@ -92,6 +98,8 @@ class TaintModels:
     consuming_sinks: frozenset[str] = frozenset()
     #: sink kind -> substrings of source descriptions that do not count for it
     ignored_sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: call ref (or ".method") -> position of the function argument it runs with the rest
+    callback_runners: dict[str, int] = field(default_factory=dict)
 
     def is_external_head(self, head: str) -> bool:
         return head in self.external_heads or head in sys.stdlib_module_names
@@ -108,7 +116,8 @@ _LIST_KEYS = (
     "regex_compile", "validating_calls", "terminating_calls", "container_writers", "external_heads",
     "containment_methods", "normalizing_calls", "normalizing_methods", "tail_calls", "url_parsers",
     "source_calls", "suppressing_contexts", "regex_sub", "propagate_all",
-    "file_objects",
+    "file_objects", "app_names", "app_registry_attrs", "app_state_attrs", "app_extension_attrs",
+    "app_globals", "callable_wrappers",
 )
 
 _CACHE: dict[str, TaintModels] = {}
@@ -151,6 +160,10 @@ def load_models(catalog: Catalog) -> TaintModels:
             models.sinks_by_method.setdefault(sink.call[1:], []).append(sink)
         else:
             models.sinks_by_ref.setdefault(sink.call, []).append(sink)
+    runners = table.get("callback_runners", {})
+    if not isinstance(runners, dict) or not all(isinstance(v, int) and v >= 0 for v in runners.values()):
+        raise CatalogError("rules/: key 'catalog.taint.callback_runners' must map call refs to argument positions")
+    models.callback_runners = {str(k): int(v) for k, v in runners.items()}
     ignored = table.get("ignored_sources", {})
     if not isinstance(ignored, dict):
         raise CatalogError("rules/: key 'catalog.taint.ignored_sources' must be a table")

@@ -90,11 +90,16 @@ class Solver:
         self.index = index
         self.m = models
         self.facts: dict[str, tuple[FunctionInfo, FuncFacts]] = {}
+        #: (module, registry stores) of every file, resolved on the first registry call
+        self._stores: list[tuple[str, dict]] = []
+        self._registry: dict[tuple[str, str, str], set[str]] | None = None
         for path, per_file in facts.items():
             module = index.module_of.get(path)
             if module is None or not isinstance(per_file, dict):
                 continue
             for qual, ff in per_file.items():
+                if ff.registry:
+                    self._stores.append((module, ff.registry))
                 q = module if qual == MODULE_SCOPE else f"{module}.{qual}"
                 info = index.functions.get(q)
                 if info is not None:
@@ -297,6 +302,11 @@ class Solver:
         star = self.resolve(fr, call.star) if call.star else {}
         recv = self.resolve(fr, call.recv) if call.recv else {}
         ref = call.ref
+        reg = call.hints.get("registry")
+        if reg is not None:
+            got = self.registry_call(fr, call, reg, args, kwargs, star)
+            if got is not None:
+                return got
         if ref and ref.startswith("<"):
             for sink in self.m.sinks_by_ref.get(ref, ()):
                 self.check_sink(fr, call, sink, args, kwargs, star, recv, ref)
@@ -353,6 +363,91 @@ class Solver:
             return _join([recv, *args, *kwargs.values(), star])
         return _join([recv, *args])
 
+    # ----- application registries ------------------------------------------------------------
+    def registry_call(self, fr: _Frame, call: CallFact, reg: tuple, args: list[Value], kwargs: dict[str, Value],
+                      star: Value) -> Value | None:
+        """`request.app["repo"].search(term, sort)`: link the method of the class the application
+        stored under that key. None when no project class is stored there (a driver's pool, an
+        unknown key): the call is then an ordinary external call (its own sinks still count)."""
+        ns, kind, key, meth = reg
+        classes = self.registry_classes(fr.info.module, (ns, kind, key))
+        if not classes:
+            return None
+        out: Value = {}
+        linked = False
+        for cls in sorted(classes):
+            member = self.index._member("instance", cls, meth, 0)
+            if not member or member[1] != "function":
+                continue
+            fn = self.index.functions.get(member[0])
+            if fn is None:
+                continue
+            linked = True
+            for a, st in self.link(fr, call, fn, args, kwargs, star, {}, {}).items():
+                _add(out, a, st)
+        return out if linked else None
+
+    def registry_key(self, module: str, key: tuple[str, str, str]) -> tuple[str, str, str]:
+        """A key object (`REPO_KEY`, `keys.REPO`) by where it is defined, not by its value."""
+        ns, kind, text = key
+        if kind != "r":
+            return key
+        if text.startswith("@"):
+            return (ns, kind, f"{module}.{text[1:]}")
+        absolute = self.index._absolute(module, text)
+        mod, _, name = absolute.rpartition(".")
+        return (ns, kind, f"{self.index.canonical_module(mod) if mod in self.index.path_of else mod}.{name}")
+
+    def registry_classes(self, module: str, key: tuple[str, str, str]) -> set[str]:
+        if self._registry is None:
+            self._registry = {}
+            for mod, stores in self._stores:
+                for k, ref in stores.items():
+                    cls = self.stored_class(mod, ref)
+                    if cls:
+                        self._registry.setdefault(self.registry_key(mod, k), set()).add(cls)
+        k = self.registry_key(module, key)
+        found = self._registry.get(k)
+        if found:
+            return found
+        if k[1] == "r":
+            # aiohttp `REPO_KEY = web.AppKey("repo", ItemRepository)`: the key names the type
+            mod, _, name = k[2].rpartition(".")
+            summary = self.index.module_summary(mod)
+            a = summary.assigns.get(name) if summary is not None else None
+            if a is not None and a.value[0] == "call" and len(a.value[2]) >= 2 and a.value[2][1][0] == "ref" \
+                    and a.value[2][1][1]:
+                cls = self.index.resolve(mod, a.value[2][1][1])
+                if cls in self.index.classes:
+                    return {cls}
+        return set()
+
+    def stored_class(self, module: str, ref: str) -> str | None:
+        """`Repo(...)` / a local bound to one / `self` -> the project class; `Repo.create(...)`
+        (a classmethod factory) -> Repo. None for anything else."""
+        r = self.index.resolve(module, ref)
+        if not r or not r.endswith("()"):
+            return None
+        base = r[:-2]
+        if base in self.index.classes:
+            return base
+        fn = self.index.functions.get(base)
+        if fn is None:
+            return None
+        if fn.summary.class_qualname and any((d.ref or "").endswith("classmethod") for d in fn.summary.decorators):
+            cls = f"{fn.module}.{fn.summary.class_qualname}"
+            return cls if cls in self.index.classes else None
+        # a factory (`await connect()`) whose every return builds the same project class
+        found = set()
+        for v in fn.summary.returns:
+            if v[0] != "call" or not v[1]:
+                return None
+            found.add(self.index.resolve(fn.module, v[1]))
+        if len(found) == 1:
+            cls = found.pop()
+            return cls if cls in self.index.classes else None
+        return None
+
     def instance_fields(self, fr: _Frame, atom: str) -> dict[str, Value] | None:
         """For a receiver built by `Cls(...)` in this function: what its `__init__` stored in
         each `self.x`, from the constructor's arguments (so `self.table = "t"` stays clean even
@@ -394,6 +489,10 @@ class Solver:
         if not callee.ret and not callee.psinks:
             return {}
         binding = self.bind(fn, args, kwargs, star, recv)
+        closure = call.hints.get("closure")
+        if closure:  # a nested function: the enclosing variables it reads, as they are here
+            for name, atoms in closure.items():
+                binding.setdefault(name, self.resolve(fr, atoms))
         if fields is not None and fn.summary.params:
             me = fn.summary.params[0].name
             binding[f"{me}.*"] = {}  # attribute reads of the receiver are exact
@@ -486,6 +585,8 @@ class Solver:
             return
         if sink.kind == "path" and hints.get("fileobj"):
             return
+        if sink.when == "request_receiver" and not recv:
+            return  # `.save(path)` of something that is not an upload (a model, a form, an image)
         if sink.when == "shell" and not hints.get("shell") and (hints.get("argv") or not hints.get("argstr")):
             return  # an argv list without a shell is not parsed by a shell
         values: list[Value] = []
