@@ -1,0 +1,34 @@
+"""The scan pipeline: the parallel paths give the same findings as the serial ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import backend_audit.engine as engine
+from backend_audit.catalog import load_catalog
+from backend_audit.engine import ScanOptions, scan
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _findings(project: Path, jobs: int) -> list[tuple]:
+    result = scan(ScanOptions(paths=[str(project)], use_cache=False, jobs=jobs), load_catalog())
+    return [(f.rule, f.path, f.line, f.column, f.message, f.fingerprint) for f in result.findings]
+
+
+def test_analyzers_in_forked_workers_match_the_serial_run(monkeypatch):
+    project = FIXTURES / "example_shop"
+    serial = _findings(project, jobs=1)
+    monkeypatch.setattr(engine, "PARALLEL_ANALYSIS_THRESHOLD", 0)
+    monkeypatch.setattr(engine, "POOL_THRESHOLD", 1)
+    parallel = _findings(project, jobs=2)
+    assert serial and parallel == serial
+
+
+def test_unchanged_project_is_served_whole_from_the_cache(tmp_path):
+    project = FIXTURES / "example_shop"
+    options = ScanOptions(paths=[str(project)], cache_dir=str(tmp_path), jobs=1)
+    first = scan(options, load_catalog())
+    second = scan(options, load_catalog())
+    assert second.stats.get("project_cache") is True
+    assert [f.to_json() for f in second.findings] == [f.to_json() for f in first.findings]
