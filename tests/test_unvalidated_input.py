@@ -1406,3 +1406,186 @@ def test_objects_kept_as_app_attributes_and_the_wsgi_environ(tmp_path):
             return redirect(request.environ.get("HTTP_REFERER", "/"))
     """})
     assert [(f.rule, f.line) for f in findings] == [("BA301", 7), ("BA305", 16)]
+
+
+def test_execute_is_sql_only_on_a_database_receiver(tmp_path):
+    """`.execute()` of an HTTP API client (a project class on a non-database base, another
+    library's class, an unknown object with an unrelated name) sends no SQL; a cursor or
+    connection (by its type, its origin or its name) does."""
+    findings = run(tmp_path, {
+        "pay/__init__.py": "",
+        "pay/client.py": """
+            from paypalhttp import HttpClient
+
+            class PayClient(HttpClient):
+                pass
+
+            class OrdersGetRequest:
+                def __init__(self, order_id):
+                    self.path = "/v2/checkout/orders/" + order_id
+        """,
+        "pay/views.py": """
+            import psycopg2
+            from django.db import connection
+            from gql import Client, gql
+            from .client import OrdersGetRequest, PayClient
+
+            class Provider:
+                def __init__(self):
+                    self.client = PayClient("live")
+
+                def order(self, order_id):
+                    return self.client.execute(OrdersGetRequest(order_id))
+
+            class Ledger:
+                def __init__(self):
+                    self.conn = psycopg2.connect("dbname=x")
+
+                def rows(self, account):
+                    self.conn.cursor().execute("SELECT * FROM t WHERE a = '" + account + "'")
+
+            def by_param(cur, where):
+                cur.execute("SELECT * FROM t WHERE " + where)
+
+            def by_conn(conn, where):
+                conn.execute("SELECT * FROM t WHERE " + where)
+
+            def dispatch(runner, job):
+                runner.execute(job)
+
+            def view(request):
+                Provider().order(request.GET["token"])
+                PayClient("x").execute(OrdersGetRequest(request.GET["id"]))
+                Client(transport=None).execute(gql(request.body.decode()))
+                dispatch(object(), request.POST["job"])
+                Ledger().rows(request.GET["account"])
+                by_param(None, request.GET["w"])
+                by_conn(None, request.GET["w"])
+                with connection.cursor() as c:
+                    c.execute("SELECT * FROM t WHERE s = '%s'" % request.GET["s"])
+        """,
+    })
+    assert [(f.rule, f.line) for f in findings] == [("BA301", 19), ("BA301", 22), ("BA301", 25), ("BA301", 39)]
+
+
+def test_db_receiver_types_come_from_the_catalog(tmp_path):
+    """An instance of a library class is a database object when the catalog lists its module."""
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        from flask import Flask, request
+        from vendordb import Warehouse
+        app = Flask(__name__)
+
+        @app.route("/a")
+        def a():
+            Warehouse().execute("SELECT * FROM t WHERE a = '" + request.args["a"] + "'")
+    """), "utf-8")
+    extra = tmp_path.parent / f"{tmp_path.name}-extra.toml"
+    extra.write_text('[catalog.taint]\ndb_modules = ["vendordb"]\n', "utf-8")
+
+    def scan_with(catalog):
+        return scan(ScanOptions(paths=[str(tmp_path)], use_cache=False, jobs=1), catalog,
+                    analyzers=[UnvalidatedInputAnalyzer()]).findings
+
+    assert scan_with(load_catalog()) == []
+    assert lines_of(scan_with(load_catalog((str(extra),)))) == [("app.py", 8)]
+
+
+@pytest.mark.parametrize("check, flagged", [
+    # the very access path checked in the test, used in the branch it guards
+    ("""if "next" in self.request.GET and url_has_allowed_host_and_scheme(self.request.GET.get("next"), allowed_hosts=None):
+            return redirect(self.request.GET.get("next"))""", False),
+    ("""if url_has_allowed_host_and_scheme(self.request.GET["next"], allowed_hosts=None):
+            return redirect(self.request.GET.get("next"))""", False),
+    # the failing branch leaves: clean after it
+    ("""if not url_has_allowed_host_and_scheme(self.request.GET.get("next"), allowed_hosts=None):
+            return redirect("/")
+        return redirect(self.request.GET["next"])""", False),
+    # look-alikes
+    ("""if url_has_allowed_host_and_scheme(self.request.GET.get("next"), allowed_hosts=None):
+            return redirect(self.request.GET.get("back"))""", True),   # another key
+    ("""if url_has_allowed_host_and_scheme(self.request.GET.get("next"), allowed_hosts=None):
+            return redirect(self.request.POST.get("next"))""", True),  # another mapping
+    ("""if url_has_allowed_host_and_scheme(self.request.GET.get("next"), allowed_hosts=None):
+            pass
+        return redirect(self.request.GET.get("next"))""", True),       # does not leave
+    ("""if "next" in self.request.GET or url_has_allowed_host_and_scheme(self.request.GET.get("next"), allowed_hosts=None):
+            return redirect(self.request.GET.get("next"))""", True),   # `or`
+    ("""try:
+            if not url_has_allowed_host_and_scheme(self.request.GET.get("next"), allowed_hosts=None):
+                raise ValueError()
+        except ValueError:
+            pass
+        return redirect(self.request.GET.get("next"))""", True),       # swallowed
+])
+def test_a_guard_on_an_access_path_cleans_that_path(tmp_path, check, flagged):
+    body = textwrap.dedent("""
+        from django.shortcuts import redirect
+        from django.utils.http import url_has_allowed_host_and_scheme
+        from django.views import View
+
+        class Done(View):
+            def post(self, request):
+                CHECK
+                return redirect("/")
+    """).replace("CHECK", check)
+    findings = run(tmp_path, {"views.py": body})
+    assert bool(findings) is flagged, [f.message for f in findings]
+
+
+def test_dict_keys_from_a_constant_list_are_not_mass_assignment(tmp_path):
+    findings = run(tmp_path, {"app/__init__.py": "", "app/models.py": """
+        from django.db import models
+
+        class Post(models.Model):
+            title = models.CharField(max_length=10)
+    """, "app/views.py": """
+        from django.views import View
+        from .models import Post
+
+        FIELDS = ("title", "slug")
+
+        class Choose(View):
+            url_filter_parameters = ["title", "slug"]
+
+            def get(self, request):
+                filters = {}
+                for name in self.url_filter_parameters:
+                    if name in self.request.GET:
+                        filters[name] = self.request.GET[name]
+                Post.objects.filter(**filters)
+                picked = dict((f, request.GET[f]) for f in FIELDS)
+                Post.objects.filter(**picked)
+                chosen = {f: request.GET.get(f) for f in FIELDS}
+                Post.objects.filter(**chosen)
+                given = {k: v for k, v in request.GET.items()}
+                Post.objects.filter(**given)
+                asked = {}
+                for f in request.GET.getlist("field"):
+                    asked[f] = request.GET.get(f)
+                Post.objects.filter(**asked)
+                mixed = {}
+                for f in FIELDS:
+                    mixed[f] = request.GET.get(f)
+                f = request.GET["other"]
+                mixed[f] = request.GET.get("value")
+                Post.objects.filter(**mixed)
+                Post.objects.create(**request.POST.dict())
+    """})
+    assert lines_of(findings, "BA309") == [("app/views.py", 21), ("app/views.py", 25), ("app/views.py", 31),
+                                           ("app/views.py", 32)]
+
+
+def test_fetch_is_sql_on_a_pooled_connection_not_on_an_http_client(tmp_path):
+    findings = run(tmp_path, {"svc.py": """
+        from tornado.httpclient import AsyncHTTPClient
+
+        async def handler(request):
+            q = request.query["q"]
+            async with request.app["pool"].acquire() as con:
+                rows = await con.fetch("SELECT * FROM t WHERE a = '" + q + "'")
+            body = await AsyncHTTPClient().fetch("https://api.example.com/?q=" + q)
+            http = request.app["http"]
+            page = await http.fetch(q)
+            return rows, body, page
+    """})
+    assert [(f.rule, f.line) for f in findings] == [("BA301", 7)]

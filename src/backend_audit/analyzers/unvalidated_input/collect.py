@@ -118,6 +118,11 @@ def _merge(envs: list[dict[str, frozenset[str]]]) -> dict[str, frozenset[str]]:
         for k, v in env.items():
             old = out.get(k)
             out[k] = v if old is None or old == v else (old | v)
+    # an access path (`request.GET['next']`, `form.url`) cleaned by a guard on some paths only:
+    # where it is missing, a read finds the data again through its base, so it is not clean
+    for k in [k for k, v in out.items() if not v and not k.isidentifier()]:
+        if any(k not in env for env in envs):
+            del out[k]
     return out
 
 
@@ -615,6 +620,7 @@ class TaintCollector(Summarizer):
             st.fileobj_of.pop(name, None)
             st.normalized.discard(name)
             st.const_key_dicts.discard(name)
+            st.const_keys.discard(name)
             if st.closures:
                 st.closures.pop(name, None)
             if value is None:
@@ -644,7 +650,7 @@ class TaintCollector(Summarizer):
                 st.prefix_names.add(name)
             if vt in (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Call) and _const_collection(value):
                 st.const_names.add(name)
-            if vt in (ast.Dict, ast.Name, ast.Call) and self._const_keys(value):
+            if vt in (ast.Dict, ast.DictComp, ast.Name, ast.Call) and self._const_keys(value):
                 st.const_key_dicts.add(name)
         elif isinstance(target, (ast.Tuple, ast.List)):
             if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
@@ -670,7 +676,7 @@ class TaintCollector(Summarizer):
         elif isinstance(target, ast.Subscript):
             base = target.value
             key = self._ev(target.slice)
-            if isinstance(base, ast.Name) and not isinstance(target.slice, ast.Constant):
+            if isinstance(base, ast.Name) and not self._chosen_key(target.slice):
                 st.const_key_dicts.discard(base.id)
             if isinstance(base, ast.Name):
                 env[base.id] = _union((env.get(base.id, EMPTY), v, key))
@@ -685,11 +691,11 @@ class TaintCollector(Summarizer):
         on_true, on_false = self._guard(s.test)
         e_true = dict(self.env)
         for n in on_true:
-            if n in e_true or "[" in n:
+            if n in e_true or not n.isidentifier():
                 e_true[n] = EMPTY
         e_false = dict(self.env)
         for n in on_false:
-            if n in e_false or "[" in n:
+            if n in e_false or not n.isidentifier():
                 e_false[n] = EMPTY
         e1, t1 = self._block(s.body, e_true)
         e2, t2 = self._block(s.orelse, e_false)
@@ -719,6 +725,11 @@ class TaintCollector(Summarizer):
                 r = self.ref(s.iter)
                 self.scopes[-1].locals[s.target.id] = f"{r}[]" if r else f"${s.target.id}"
             self._assign_loose(s.target, it)
+            if isinstance(s.target, ast.Name):
+                if not it and self._key_collection(s.iter):
+                    self.st.const_keys.add(s.target.id)
+                else:
+                    self.st.const_keys.discard(s.target.id)
             before = dict(self.env)
             e1, _ = self._block(s.body, dict(self.env))
             merged = _merge([env, e1])
@@ -857,14 +868,14 @@ class TaintCollector(Summarizer):
         args = call.args
         if ref in m.guard_calls:
             if ref.endswith("fullmatch") and len(args) >= 2:
-                return _names(args[1:2])
+                return self._checked(args[1:2])
             kw = [k.value for k in call.keywords if k.arg in ("url", "value", "string", "obj")]
-            return _names(args[:1] + kw)
+            return self._checked(args[:1] + kw)
         if ref in m.anchored_regex_calls and len(args) >= 2:
             if isinstance(args[0], ast.Constant) and isinstance(args[0].value, str) and anchored(args[0].value):
-                return _names(args[1:2])
+                return self._checked(args[1:2])
             if isinstance(args[0], ast.Name) and args[0].id in self.regex_consts and anchored(self.regex_consts[args[0].id]):
-                return _names(args[1:2])
+                return self._checked(args[1:2])
             return set()
         if isinstance(call.func, ast.Attribute):
             meth = call.func.attr
@@ -876,16 +887,33 @@ class TaintCollector(Summarizer):
                 return set()
             if meth in m.guard_methods:
                 if meth == "fullmatch":
-                    return _names(args[:1])
-                return _names([recv])
+                    return self._checked(args[:1])
+                return self._checked([recv])
             if meth in m.anchored_regex_methods and isinstance(recv, ast.Name) and recv.id in self.regex_consts \
                     and anchored(self.regex_consts[recv.id]):
-                return _names(args[:1])
+                return self._checked(args[:1])
         if ref and self._possibly_project(ref) and self.m.guard_name.search(ref.rsplit(".", 1)[-1].lstrip("@")):
             # a project predicate named as a validator (`is_safe_url(target)`, `is_allowed(x)`)
             kw = [k.value for k in call.keywords if k.arg in ("url", "value", "target", "path", "name")]
-            return _names(args[:1] + kw)
+            return self._checked(args[:1] + kw)
         return set()
+
+    def _checked(self, nodes) -> set[str]:
+        """What a guard call checks: a local (`url`), or an access path on data, as the env keys
+        later reads of the same path look up: `request.GET.get("next")` / `request.GET["next"]`
+        -> `request.GET['next']`, `form_data.url` -> `form_data.url`. A path checked in the test
+        is clean in the branch it guards (and after it when the failing branch leaves), exactly
+        as a local variable."""
+        out: set[str] = set()
+        for n in nodes:
+            if isinstance(n, ast.Name):
+                out.add(n.id)
+                continue
+            k = self._path_key(n) if isinstance(n, (ast.Subscript, ast.Call)) else _target_key(n)
+            if k is not None:
+                self.st.item_guards = True
+                out.add(k)
+        return out
 
     def _is_constant_collection(self, node: ast.expr) -> bool:
         if _const_collection(node):
@@ -1029,7 +1057,7 @@ class TaintCollector(Summarizer):
     def _guarded(self, node: ast.AST, clean: set[str]) -> frozenset[str]:
         """The value of `node` where the names in `clean` passed a guard (`v if v in OK else d`)."""
         env = self.env
-        saved = {n: env.get(n) for n in clean if n in env or "[" in n}
+        saved = {n: env.get(n) for n in clean if n in env or not n.isidentifier()}
         for n in saved:
             env[n] = EMPTY
         try:
@@ -1511,22 +1539,81 @@ class TaintCollector(Summarizer):
     def _const_keys(self, node: ast.AST) -> bool:
         """A mapping whose keys the code chose (`{"name": q}`, `d["name"] = q`): only values are data."""
         if isinstance(node, ast.Dict):
-            return all(isinstance(k, ast.Constant) for k in node.keys)
+            return all(k is not None and self._chosen_key(k) for k in node.keys)
         if isinstance(node, ast.Name):
             return node.id in self.st.const_key_dicts
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
-            return all(k.arg is not None for k in node.keywords)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+            if not all(k.arg is not None for k in node.keywords) or len(node.args) > 1:
+                return False
+            if not node.args:
+                return True
+            # `dict((f, data[f]) for f in FIELDS)`: pairs whose first item is a chosen key
+            arg = node.args[0]
+            if isinstance(arg, (ast.GeneratorExp, ast.ListComp)) and isinstance(arg.elt, ast.Tuple) \
+                    and len(arg.elt.elts) == 2:
+                return self._const_keys(ast.DictComp(key=arg.elt.elts[0], value=arg.elt.elts[1],
+                                                     generators=arg.generators))
+            if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "zip" \
+                    and len(arg.args) == 2 and not arg.keywords:
+                return self._key_collection(arg.args[0])  # `dict(zip(FIELDS, values))`
+            return self._const_keys(arg)
+        if isinstance(node, ast.DictComp) and isinstance(node.key, ast.Constant):
+            return True
         if isinstance(node, ast.DictComp) and isinstance(node.key, ast.Name):
             # `{k: data[k] for k in FIELDS}` / `{k: v for k, v in data.items() if k in FIELDS}`
             key = node.key.id
             for gen in node.generators:
-                if isinstance(gen.target, ast.Name) and gen.target.id == key and self._is_constant_collection(gen.iter):
+                if isinstance(gen.target, ast.Name) and gen.target.id == key and self._key_collection(gen.iter):
                     return True
                 for cond in gen.ifs:
                     if isinstance(cond, ast.Compare) and isinstance(cond.left, ast.Name) and cond.left.id == key \
                             and len(cond.ops) == 1 and isinstance(cond.ops[0], ast.In) \
                             and self._is_constant_collection(cond.comparators[0]):
                         return True
+        return False
+
+    def _chosen_key(self, node: ast.AST) -> bool:
+        """A mapping key the code chose: a constant, or a loop variable over a constant
+        collection of names (`for f in self.filter_fields: filters[f] = request.GET[f]`)."""
+        if isinstance(node, ast.Constant):
+            return True
+        return isinstance(node, ast.Name) and node.id in self.st.const_keys and not self.env.get(node.id)
+
+    def _key_collection(self, node: ast.AST) -> bool:
+        """A collection of names the code wrote: a literal of constants, a local bound to one, a
+        module constant (a literal, or an UPPER_CASE name), a class attribute of this class whose
+        body sets it to a literal of constants (`url_filter_parameters = ["collection"]`), and
+        none of it carrying request data. `.keys()` of such a mapping too."""
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "keys" \
+                and not node.args:
+            node = node.func.value
+        if self._ev(node):
+            return False
+        if _const_collection(node):
+            return True
+        if isinstance(node, ast.Name):
+            name = node.id
+            if name in self.st.const_names:
+                return True
+            if name in self.env or name in self.scopes[-1].params:
+                return False
+            a = self.module.assigns.get(name)
+            if a is not None:
+                return _const_list(a.value)
+            r = self.name_ref(name)
+            return name.isupper() and not r.startswith(("$", "builtins."))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id == self.st.self_name and self.st.self_name:
+                cls = self.module.classes.get(self.scopes[-1].class_qualname or "")
+                if cls is None:
+                    return node.attr.isupper()
+                a = cls.attrs.get(node.attr)
+                i = cls.instance_attrs.get(node.attr)  # `self.x = ...` in some method overrides it
+                if a is not None and i is None:
+                    return _const_list(a.value)
+                return i is not None and _const_list(i.value) and (a is None or _const_list(a.value))
+            if node.value.id not in self.env and node.value.id not in self.scopes[-1].params:
+                return node.attr.isupper()  # `settings.FILTER_FIELDS`, `Model.SORT_KEYS`
         return False
 
     def _code_defined(self, node: ast.AST) -> bool:
@@ -1632,6 +1719,7 @@ class _FnState:
         "call_ids",
         "closures",
         "const_key_dicts",
+        "const_keys",
         "const_names",
         "exit_clean",
         "facts",
@@ -1672,6 +1760,8 @@ class _FnState:
         self.ret_items: list | None = None
         self.tainted_attrs: set[str] = set()
         self.const_key_dicts: set[str] = set()
+        #: loop variables that iterate over a constant collection of names (`for f in FIELDS`)
+        self.const_keys: set[str] = set()
         self.normalized: set[str] = set()
         self.guard_vars: dict[str, tuple[set[str], set[str]]] = {}
         self.parsed_of: dict[str, str] = {}
@@ -1764,6 +1854,15 @@ def _target_key(node: ast.AST) -> str | None:
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         return f"{node.value.id}.{node.attr}"
     return None
+
+
+def _const_list(value: tuple) -> bool:
+    """A value descriptor of a literal list/tuple/set (or dict) of constants."""
+    if value[0] == "list":
+        return all(v[0] == "const" for v in value[1])
+    if value[0] == "dict":
+        return all(k[0] == "const" for k, _ in value[1])
+    return False
 
 
 def _const_collection(node: ast.AST) -> bool:

@@ -90,6 +90,12 @@ class TaintModels:
     app_globals: frozenset[str]
     callable_wrappers: frozenset[str]
     guard_name: re.Pattern = re.compile(r"(?!)")
+    #: `when = "db_receiver"` sinks: module prefixes of database objects (DB-API drivers, ORMs)
+    db_modules: frozenset[str] = frozenset()
+    #: ... and the name tokens of an unknown-typed receiver that suggest a cursor/connection
+    db_receiver_names: frozenset[str] = frozenset()
+    #: ... and substrings of a name token that do (`pgconn`, `mydb`, `dbcursor`)
+    db_receiver_parts: frozenset[str] = frozenset()
     sinks_by_ref: dict[str, list[Sink]] = field(default_factory=dict)
     sinks_by_method: dict[str, list[Sink]] = field(default_factory=dict)
     kinds: dict[str, Kind] = field(default_factory=dict)
@@ -104,6 +110,19 @@ class TaintModels:
     def is_external_head(self, head: str) -> bool:
         return head in self.external_heads or head in sys.stdlib_module_names
 
+    def is_db_ref(self, ref: str) -> bool:
+        """A canonical ref inside a database library (`psycopg2.connect().cursor()`)."""
+        parts = ref.split(".")
+        return any(".".join(parts[:i]) in self.db_modules for i in range(1, min(len(parts), 3) + 1))
+
+    def db_name(self, text: str) -> bool:
+        """A receiver name that suggests a cursor or connection (`cur`, `self.conn`, `pgdb`)."""
+        for tok in _TOKEN.findall(text):
+            tok = tok.lower()
+            if tok in self.db_receiver_names or any(p in tok for p in self.db_receiver_parts):
+                return True
+        return False
+
 
 _LIST_KEYS = (
     "global_requests", "global_request_attrs", "global_request_methods", "request_param_names",
@@ -117,10 +136,12 @@ _LIST_KEYS = (
     "containment_methods", "normalizing_calls", "normalizing_methods", "tail_calls", "url_parsers",
     "source_calls", "suppressing_contexts", "regex_sub", "propagate_all",
     "file_objects", "app_names", "app_registry_attrs", "app_state_attrs", "app_extension_attrs",
-    "app_globals", "callable_wrappers",
+    "app_globals", "callable_wrappers", "db_modules", "db_receiver_names", "db_receiver_parts",
 )
 
 _CACHE: dict[str, TaintModels] = {}
+#: name tokens: identifiers split at `_`, `.` and camelCase humps (`dbCursor` -> db, Cursor)
+_TOKEN = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
 def load_models(catalog: Catalog) -> TaintModels:

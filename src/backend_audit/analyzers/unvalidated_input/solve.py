@@ -112,6 +112,7 @@ class Solver:
         self._deps: set[str] | None = None
         self._mro: dict[str, list[str]] = {}
         self._inits: dict[str, str | None] = {}
+        self._db_recv: dict[tuple, bool] = {}
 
     # ----- driver ----------------------------------------------------------------------------
     def order(self) -> list[str]:
@@ -346,6 +347,8 @@ class Solver:
                     hay = f"{call.recv_ref} {target or ''}"
                     if not any(h in hay for h in sink.receiver):
                         continue
+                if sink.when == "db_receiver" and not self.db_receiver(fr, call, target, meth, bool(sink.receiver)):
+                    continue
                 sinks.append(sink)
         for sink in sinks:
             self.check_sink(fr, call, sink, args, kwargs, star, recv, target)
@@ -362,6 +365,45 @@ class Solver:
         if name_is_class(ref):
             return _join([recv, *args, *kwargs.values(), star])
         return _join([recv, *args])
+
+    # ----- database receivers ----------------------------------------------------------------
+    def db_receiver(self, fr: _Frame, call: CallFact, target: str | None, meth: str, named: bool) -> bool:
+        """Is the receiver of `x.execute(sql)` a database object? By its resolved type first
+        (`db_type`); an unknown type by its name or origin (`cur`, `$conn.cursor()`), unless the
+        sink has its own receiver list (`named`: already matched)."""
+        key = (fr.info.module, call.recv_ref, target)
+        got = self._db_recv.get(key)
+        if got is None:
+            ref_text, _, local = call.recv_ref.partition(" ")
+            recv = target[: -len(meth) - 1] if target and target.endswith("." + meth) else None
+            if (recv is None or recv[0] == "$") and ref_text and ref_text[0] != "$":
+                recv = self.index.resolve(fr.info.module, ref_text)
+            verdict = self.db_type(recv or ref_text)
+            if verdict is None:
+                verdict = named or self.m.db_name(_receiver_name(recv or ref_text) + " " + local)
+            got = self._db_recv[key] = verdict
+        return got
+
+    def db_type(self, ref: str | None) -> bool | None:
+        """True: a database object (a ref inside a `db_modules` library, or an instance of a
+        project class with such a base); False: a known type that is not one (a project class
+        without such a base, an instance of another library's class); None: unknown."""
+        if not ref or ref[0] == "$":
+            return None
+        if self.m.is_db_ref(ref):
+            return True
+        if not ref.endswith("()"):
+            return None
+        base = ref[:-2]
+        if base in self.index.classes:
+            return any(self.m.is_db_ref(a) for a in self.index.ancestors(base))
+        if "(" not in base and name_is_class(base) and not self._in_project(base):
+            return False  # `paypalhttp.HttpClient()`, `requests.Session()`: another library's object
+        return None
+
+    def _in_project(self, ref: str) -> bool:
+        parts = ref.split(".")
+        return any(".".join(parts[:i]) in self.index.path_of for i in range(1, len(parts)))
 
     # ----- application registries ------------------------------------------------------------
     def registry_call(self, fr: _Frame, call: CallFact, reg: tuple, args: list[Value], kwargs: dict[str, Value],
@@ -898,6 +940,16 @@ class Solver:
             if anc & m.pydantic_bases:
                 return "model"
         return None
+
+
+def _receiver_name(ref: str) -> str:
+    """The name part of a receiver ref: what follows the last call (`pkg.Api().client` ->
+    "client"), at most its last two segments (`$schema_editor.connection.cursor()` ->
+    "connection.cursor"), so that a package path (`dbtools.http.Client().x`) does not count."""
+    ref = ref.removesuffix("()")
+    if "()." in ref:
+        ref = ref.rsplit("().", 1)[1]
+    return " ".join(ref.split(".")[-2:])
 
 
 def _add(out: Value, atom: Atom, steps: tuple) -> None:
