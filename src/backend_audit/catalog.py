@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from backend_audit.findings import CATEGORIES, CONFIDENCES, SEVERITIES, category_of_rule
 
@@ -75,6 +75,16 @@ class Catalog:
 
     def rule(self, rule_id: str) -> RuleDoc:
         return self.rules[rule_id]
+
+    def compiled(self, name: str, build: "Callable[[Catalog], Any]") -> Any:
+        """`build(self)`, computed once per catalog content and analyzer (workers call it per file)."""
+        key = (name, self.digest or str(id(self)))
+        if key not in _COMPILED:
+            _COMPILED[key] = build(self)
+        return _COMPILED[key]
+
+
+_COMPILED: dict[tuple[str, str], Any] = {}
 
 
 def builtin_rules_dir() -> Path:

@@ -126,15 +126,12 @@ def _patterns(target: PatternSet, patterns: Any, payload: Any, key: str) -> None
             raise CatalogError(f"{_where(key)}: {exc}") from None
 
 
-_CACHE: dict[str, BlockingCatalog] = {}
-
-
 def load(catalog: Catalog) -> BlockingCatalog:
-    """The compiled blocking-I/O catalog (memoised per catalog digest)."""
-    key = catalog.digest or str(id(catalog))
-    cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
+    """The compiled blocking-I/O catalog (memoised per catalog content)."""
+    return catalog.compiled(SECTION, _build)
+
+
+def _build(catalog: Catalog) -> BlockingCatalog:
     table = catalog.section(SECTION)
     out = BlockingCatalog()
     calls = table.get("calls", [])
@@ -240,7 +237,6 @@ def load(catalog: Catalog) -> BlockingCatalog:
         loop_hook_calls=hook_calls, loop_hook_kwargs=frozenset(_strings(fw, "loop_hook_kwargs")),
         loop_hook_registrations=hook_registrations,
     )
-    _CACHE[key] = out
     return out
 
 

@@ -139,17 +139,16 @@ _LIST_KEYS = (
     "app_globals", "callable_wrappers", "db_modules", "db_receiver_names", "db_receiver_parts",
 )
 
-_CACHE: dict[str, TaintModels] = {}
 #: name tokens: identifiers split at `_`, `.` and camelCase humps (`dbCursor` -> db, Cursor)
 _TOKEN = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
 def load_models(catalog: Catalog) -> TaintModels:
-    """The models of `catalog`, built once per catalog digest (workers call this per file)."""
-    key = catalog.digest or str(id(catalog))
-    cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
+    """The models of `catalog`, built once per catalog content (workers call this per file)."""
+    return catalog.compiled("taint", _build)
+
+
+def _build(catalog: Catalog) -> TaintModels:
     table = catalog.section("taint")
     lists: dict[str, Any] = {}
     for k in _LIST_KEYS:
@@ -207,5 +206,4 @@ def load_models(catalog: Catalog) -> TaintModels:
         if all(s.kind != "regex" for s in sinks) or r in models.regex_compile)
     models.sink_names = frozenset(models.sinks_by_method) | frozenset(
         r.rsplit(".", 1)[-1].removesuffix("()") for r in models.sinks_by_ref)
-    _CACHE[key] = models
     return models
