@@ -102,6 +102,25 @@ class Workload:
             return m, segs[i + 1:]
         return None
 
+    def manager_instance_target(self, target: str) -> str | None:
+        """`app.models.EmployeeManager().get` -> `app.models.Employee.objects.get`.
+
+        With `objects = EmployeeManager()` on the model, the index resolves `Employee.objects.get`
+        through the attribute's value to the manager instance. A manager class that belongs to
+        exactly one model, and whose `get_queryset()` adds no filter we would miss, names it.
+        """
+        head, sep, rest = target.partition("().")
+        if not sep or head not in self.index.classes:
+            return None
+        models = self.queryset_models().get(head)
+        if not models or len(models) != 1 or self.filtering_get_queryset(head):
+            return None
+        m = self.orm.models.get(next(iter(models)))
+        if m is None or m.framework != DJANGO:
+            return None
+        attr = next((a for a, ref in m.managers.items() if ref == head), None)
+        return f"{m.qualified}.{attr}.{rest}" if attr else None
+
     def django(self) -> None:
         for info in self.index.iter_functions():
             calls = info.summary.calls
@@ -122,6 +141,10 @@ class Workload:
                 if not target:
                     continue
                 found = self.model_and_chain(target)
+                if found is None:
+                    via_manager = self.manager_instance_target(target)
+                    if via_manager:
+                        target, found = via_manager, self.model_and_chain(via_manager)
                 if found is None:
                     # `self.filter(...)` inside a custom QuerySet / Manager method: a query on its model
                     try:
