@@ -1589,3 +1589,213 @@ def test_fetch_is_sql_on_a_pooled_connection_not_on_an_http_client(tmp_path):
             return rows, body, page
     """})
     assert [(f.rule, f.line) for f in findings] == [("BA301", 7)]
+
+
+PREDICATES = """
+    import re
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    SORTS = ("name", "price")
+    SLUG_RE = re.compile(r"[a-z0-9-]+")
+    LOOSE_RE = re.compile(r"[a-z0-9-]+")
+
+    def _is_sort(value):
+        return value in SORTS
+
+    def valid_slug(s):
+        return bool(SLUG_RE.fullmatch(s))
+
+    def is_allowed(u):
+        return url_has_allowed_host_and_scheme(u, allowed_hosts={"example.com"})
+
+    def sort_ok(value):
+        return _is_sort(value)
+
+    def is_known(value):
+        if value not in SORTS:
+            return False
+        return True
+
+    def is_valid_sort(value):
+        return len(value) < 100
+
+    def validate_sort(v):
+        return bool(v)
+
+    def is_safe_word(s):
+        return LOOSE_RE.match(s) is not None
+
+    def is_valid_term(s):
+        print("checking", s)
+        return True
+"""
+
+
+@pytest.mark.parametrize("check,flagged", [
+    ("_is_sort", False),     # `return value in SORTS`: a constant allow-list
+    ("valid_slug", False),   # fullmatch of a compiled pattern
+    ("sort_ok", False),      # a predicate that calls a predicate (interprocedural)
+    ("is_known", False),     # `if value not in SORTS: return False` ... `return True`
+    ("is_valid_sort", True),  # a length bound is no validation, whatever the name says
+    ("validate_sort", True),  # truthiness
+    ("is_safe_word", True),   # unanchored re.match
+    ("is_valid_term", True),  # logs and accepts everything
+])
+def test_project_predicates_are_judged_by_their_body(tmp_path, check, flagged):
+    findings = run(tmp_path, {
+        "shop/__init__.py": "",
+        "shop/checks.py": PREDICATES,
+        "shop/views.py": f"""
+            from django.db import connection
+            from django.http import HttpResponseBadRequest
+            from .checks import {check}
+
+            def items(request):
+                sort = request.GET.get("sort", "name")
+                if not {check}(sort):
+                    return HttpResponseBadRequest()
+                connection.cursor().execute("SELECT id FROM t ORDER BY " + sort)
+
+            def items_if(request):
+                sort = request.GET.get("sort", "name")
+                if {check}(sort):
+                    connection.cursor().execute("SELECT id FROM t ORDER BY " + sort)
+        """,
+    })
+    expected = [("shop/views.py", 10), ("shop/views.py", 15)] if flagged else []
+    assert lines_of(findings, "BA301") == expected
+
+
+def test_a_predicate_cleans_only_the_branch_it_guards(tmp_path):
+    findings = run(tmp_path, {
+        "shop/__init__.py": "",
+        "shop/checks.py": PREDICATES,
+        "shop/views.py": """
+            from django.db import connection
+            from django.shortcuts import redirect
+            from .checks import is_allowed, valid_slug
+
+            def item(request):
+                slug = request.GET.get("slug", "")
+                if valid_slug(slug):
+                    connection.cursor().execute("SELECT id FROM t WHERE slug = '%s'" % slug)
+                connection.cursor().execute("SELECT id FROM t WHERE slug = '%s'" % slug)
+
+            def go(request):
+                target = request.GET.get("next", "/")
+                if is_allowed(target):
+                    return redirect(target)
+                return redirect(request.GET.get("fallback", "/"))
+        """,
+    })
+    assert lines_of(findings) == [("shop/views.py", 10), ("shop/views.py", 16)]
+
+
+def test_a_validator_named_predicate_without_a_visible_body_still_counts_by_name(tmp_path):
+    findings = run(tmp_path, {
+        "shop/__init__.py": "",
+        "shop/views.py": """
+            from django.db import connection
+            from django.http import HttpResponseBadRequest
+            from shop.vendored_checks import is_safe_sort
+
+            def items(request):
+                sort = request.GET.get("sort", "name")
+                if not is_safe_sort(sort):
+                    return HttpResponseBadRequest()
+                connection.cursor().execute("SELECT id FROM t ORDER BY " + sort)
+        """,
+    })
+    assert lines_of(findings) == []
+
+
+REPO = """
+    import sqlite3
+
+    class ItemRepository:
+        def __init__(self, path):
+            self.conn = sqlite3.connect(path)
+
+        def search(self, term, sort):
+            sql = "SELECT id FROM items WHERE name LIKE ? ORDER BY " + sort
+            cur = self.conn.cursor()
+            cur.execute(sql, ("%" + term + "%",))
+            return cur.fetchall()
+
+        def by_warehouse(self, warehouse):
+            cur = self.conn.cursor()
+            cur.execute("SELECT sku FROM stock WHERE w = '%s'" % warehouse)
+            return cur.fetchall()
+
+        def by_warehouse_safe(self, warehouse):
+            cur = self.conn.cursor()
+            cur.execute("SELECT sku FROM stock WHERE w = ?", (warehouse,))
+            return cur.fetchall()
+"""
+
+
+@pytest.mark.parametrize("setup,call", [
+    ('repo: ItemRepository = request.app["repo"]', "asyncio.to_thread(repo.{m}, {a})"),
+    ('repo = ItemRepository("x.db")', "asyncio.get_running_loop().run_in_executor(None, repo.{m}, {a})"),
+    ('repo = request.app["repo"]', "asyncio.to_thread(repo.{m}, {a})"),
+    ('repo = ItemRepository("x.db")', "asyncio.to_thread(functools.partial(repo.{m}, {a}))"),
+])
+def test_bound_methods_handed_to_offloaders_receive_the_arguments(tmp_path, setup, call):
+    findings = run(tmp_path, {
+        "shop/__init__.py": "",
+        "shop/repo.py": REPO,
+        "shop/app.py": """
+            from aiohttp import web
+            from .repo import ItemRepository
+
+            def make_app():
+                app = web.Application()
+                app["repo"] = ItemRepository("x.db")
+                return app
+        """,
+        "shop/views.py": f"""
+            import asyncio
+            import functools
+            from aiohttp import web
+            from .repo import ItemRepository
+
+            routes = web.RouteTableDef()
+
+            @routes.get("/items")
+            async def items(request):
+                {setup}
+                sort = request.query.get("sort", "name")
+                rows = await {call.format(m="search", a='request.query.get("q", ""), sort')}
+                return web.json_response(rows)
+
+            @routes.get("/stock")
+            async def stock(request):
+                {setup}
+                code = request.query.get("w", "")
+                rows = await {call.format(m="by_warehouse", a="code")}
+                rows += await {call.format(m="by_warehouse_safe", a="code")}
+                return web.json_response(rows)
+        """,
+    })
+    assert lines_of(findings, "BA301") == [("shop/repo.py", 11), ("shop/repo.py", 16)]
+
+
+def test_a_bound_method_on_a_typed_self_attribute_is_linked(tmp_path):
+    findings = run(tmp_path, {
+        "shop/__init__.py": "",
+        "shop/repo.py": REPO,
+        "shop/views.py": """
+            import asyncio
+            from aiohttp import web
+            from .repo import ItemRepository
+
+            class StockView:
+                def __init__(self, repo: ItemRepository):
+                    self.repo = repo
+
+                async def get(self, request):
+                    code = request.query.get("w", "")
+                    return web.json_response(await asyncio.to_thread(self.repo.by_warehouse, code))
+        """,
+    })
+    assert lines_of(findings, "BA301") == [("shop/repo.py", 16)]

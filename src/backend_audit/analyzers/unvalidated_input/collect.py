@@ -81,6 +81,9 @@ class FuncFacts:
     ret_items: list[frozenset[str]] | None = None
     #: parameters that every normal exit has validated (see `_exit`)
     validates: list[str] | None = None
+    #: a predicate (`return value in SORTS`): parameter -> what it holds wherever the function
+    #: returns a true value; solve.py counts the parameter as tested when that resolves to nothing
+    predicate: dict[str, frozenset[str]] | None = None
     #: `self.x = value` of attributes that other methods read as `a:x`
     attr_writes: dict[str, frozenset[str]] | None = None
     #: parameter names treated as request objects (their attributes are sources, not them)
@@ -276,7 +279,10 @@ class TaintCollector(Summarizer):
             facts.validates = sorted(st.exit_clean - st.reassigned) or None
         if st.ret_items:
             facts.ret_items = st.ret_items
-        if facts.calls or facts.sources or facts.ret or facts.attr_writes or facts.validates:
+        if st.pred:
+            got = {p: v for p, v in st.pred.items() if p not in st.reassigned and f"p:{p}" not in v}
+            facts.predicate = got or None
+        if facts.calls or facts.sources or facts.ret or facts.attr_writes or facts.validates or facts.predicate:
             self.out[qualname] = facts
         for inner, inner_q in st.nested:
             self.scopes.append(scope)
@@ -455,6 +461,7 @@ class TaintCollector(Summarizer):
             self._exit(self.env)
             if s.value is not None:
                 v = self._ev(s.value)
+                self._predicate_return(s.value)
                 self.st.ret.append(v)
                 st = self.st
                 if isinstance(s.value, ast.Tuple) and not any(isinstance(e, ast.Starred) for e in s.value.elts):
@@ -481,6 +488,13 @@ class TaintCollector(Summarizer):
         if t is ast.AnnAssign:
             if s.value is not None:
                 self._assign(s.target, self._ev(s.value), s.value)
+                if isinstance(s.target, ast.Name):
+                    # `repo: ItemRepository = request.app["repo"]`: the declared class types the
+                    # local (its methods resolve, also when passed on as `repo.search`)
+                    ann = self.ref(s.annotation) if self.scopes[-1].locals.get(s.target.id, "$")[:1] == "$" else None
+                    if ann and ann[0] != "$" and ann not in ("str", "int") and _looks_like_type_ref(ann) \
+                            and self._possibly_project(ann):
+                        self.scopes[-1].locals[s.target.id] = f"{ann}()"
             return self.env, False
         if t in (ast.For, ast.AsyncFor, ast.While):
             return self._loop(s, env)
@@ -566,6 +580,41 @@ class TaintCollector(Summarizer):
         for slot, a in named:
             if isinstance(a, ast.Name) and env.get(a.id):
                 env[a.id] = frozenset(x if x.startswith("g:") else f"g:{j}:{slot}|{x}" for x in env[a.id])
+
+    def _predicate_return(self, value: ast.expr) -> None:
+        """`return value in SORTS`, `return bool(SLUG_RE.fullmatch(s))`: what each parameter
+        holds where this return gives a true value (a falsy constant constrains nothing). A
+        parameter is tested by the function when every such return has it clean."""
+        st = self.st
+        if not st.param_names or (isinstance(value, ast.Constant) and not value.value):
+            return
+        if st.pred is not None and not st.pred:
+            return  # some return already accepts every parameter as it is
+        env = dict(self.env)
+        on_true, _ = self._guard(value)
+        self._apply_clean(env, on_true)
+        got = {p: env.get(p, EMPTY) for p in st.param_names}
+        if st.pred is None:
+            st.pred = got
+        else:
+            st.pred = {p: _union((st.pred[p], got[p])) for p in st.pred if p in got}
+        st.pred = {p: v for p, v in st.pred.items() if f"p:{p}" not in v}
+
+    def _apply_clean(self, env: dict, names) -> dict:
+        """Clean what a guard checked in `env`; a deferred entry (`?j:slot:name`, a project
+        predicate judged by its body in solve.py) marks the atoms instead. Returns the old values."""
+        saved: dict = {}
+        for n in names:
+            if n[0] == "?":
+                j, slot, name = n[1:].split(":", 2)
+                old = env.get(name)
+                if old:
+                    saved.setdefault(name, old)
+                    env[name] = frozenset(f"q:{j}:{slot}|{x}" for x in old)
+            elif n in env or not n.isidentifier():
+                saved.setdefault(n, env.get(n))
+                env[n] = EMPTY
+        return saved
 
     def _local_import(self, s: ast.Import | ast.ImportFrom) -> None:
         """`from .jobs import Job` inside a function: bind the name like a module-level import."""
@@ -690,13 +739,9 @@ class TaintCollector(Summarizer):
         self._ev(s.test)
         on_true, on_false = self._guard(s.test)
         e_true = dict(self.env)
-        for n in on_true:
-            if n in e_true or not n.isidentifier():
-                e_true[n] = EMPTY
+        self._apply_clean(e_true, on_true)
         e_false = dict(self.env)
-        for n in on_false:
-            if n in e_false or not n.isidentifier():
-                e_false[n] = EMPTY
+        self._apply_clean(e_false, on_false)
         e1, t1 = self._block(s.body, e_true)
         e2, t2 = self._block(s.orelse, e_false)
         if t1 and t2:
@@ -797,8 +842,14 @@ class TaintCollector(Summarizer):
             g = self.st.guard_vars.get(test.id)
             return (set(g[0]), set(g[1]) | {test.id}) if g else (set(), {test.id})
         if isinstance(test, ast.Compare):
+            if len(test.ops) == 1 and isinstance(test.left, ast.Call) and isinstance(test.ops[0], (ast.Is, ast.IsNot)) \
+                    and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None:
+                got = self._guard_call(test.left)  # `PATTERN.fullmatch(s) is not None`
+                return (got, set()) if isinstance(test.ops[0], ast.IsNot) else (set(), got)
             return self._guard_compare(test)
         if isinstance(test, ast.Call):
+            if len(test.args) == 1 and not test.keywords and self.ref(test.func) == "builtins.bool":
+                return self._guard(test.args[0])
             return self._guard_call(test), set()
         return set(), set()
 
@@ -892,10 +943,21 @@ class TaintCollector(Summarizer):
             if meth in m.anchored_regex_methods and isinstance(recv, ast.Name) and recv.id in self.regex_consts \
                     and anchored(self.regex_consts[recv.id]):
                 return self._checked(args[:1])
-        if ref and self._possibly_project(ref) and self.m.guard_name.search(ref.rsplit(".", 1)[-1].lstrip("@")):
-            # a project predicate named as a validator (`is_safe_url(target)`, `is_allowed(x)`)
-            kw = [k.value for k in call.keywords if k.arg in ("url", "value", "target", "path", "name")]
-            return self._checked(args[:1] + kw)
+        if ref and self._possibly_project(ref):
+            # a project predicate: solve.py judges it by its body (`return value in SORTS`), or by
+            # its name (`is_safe_url(target)`) when the body is not in the project
+            out: set[str] = set()
+            j = self.st.call_ids.get((call.lineno, call.col_offset, call.end_lineno, call.end_col_offset))
+            named = [(str(i), a) for i, a in enumerate(args)] + [(k.arg, k.value) for k in call.keywords if k.arg]
+            if j is not None:
+                for slot, a in named:
+                    if isinstance(a, ast.Name) and self.env.get(a.id):
+                        out.add(f"?{j}:{slot}:{a.id}")
+            if self.m.guard_name.search(ref.rsplit(".", 1)[-1].lstrip("@")):
+                # access paths (`request.GET.get("next")`) still by the name alone
+                kw = [k.value for k in call.keywords if k.arg in ("url", "value", "target", "path", "name")]
+                out |= {n for n in self._checked([a for a in args[:1] + kw if not isinstance(a, ast.Name) or j is None])}
+            return out
         return set()
 
     def _checked(self, nodes) -> set[str]:
@@ -1057,9 +1119,7 @@ class TaintCollector(Summarizer):
     def _guarded(self, node: ast.AST, clean: set[str]) -> frozenset[str]:
         """The value of `node` where the names in `clean` passed a guard (`v if v in OK else d`)."""
         env = self.env
-        saved = {n: env.get(n) for n in clean if n in env or not n.isidentifier()}
-        for n in saved:
-            env[n] = EMPTY
+        saved = self._apply_clean(env, clean)
         try:
             return self._ev(node)
         finally:
@@ -1082,9 +1142,8 @@ class TaintCollector(Summarizer):
             for cond in gen.ifs:
                 self._ev(cond)
                 on_true, _ = self._guard(cond)
-                for n in on_true:
-                    if n in env:
-                        env[n] = EMPTY
+                for n, old in self._apply_clean(env, [n for n in on_true if n[0] == "?" or n in env]).items():
+                    saved.setdefault(n, old)
         if isinstance(node, ast.DictComp):
             v = _union((self._ev(node.key), self._ev(node.value)))
         else:
@@ -1415,14 +1474,27 @@ class TaintCollector(Summarizer):
         if type(fnode) not in (ast.Name, ast.Attribute):
             return None
         fref = self.ref(fnode)
-        if not self._possibly_project(fref):
+        registry = None
+        if type(fnode) is ast.Attribute and self.has_registry and (not fref or fref[0] == "$"):
+            # `asyncio.to_thread(repo.search, q)` with `repo = request.app["repo"]`: a bound
+            # method of the object the application stored (linked like a direct call in solve.py)
+            base = fnode.value
+            registry = self.st.registry_names.get(base.id) if isinstance(base, ast.Name) and self.st.registry_names \
+                else None
+            if registry is None:
+                registry = self._registry_key(base)
+        if registry is None and not self._possibly_project(fref):
             return None
         rest = args[pos + 1:]
         if any(type(a) is ast.Starred for a in node.args[pos + 1:]):
             return None
         if not (any(rest) or any(kwargs.values())):
             return None
+        if registry is not None and (not fref or fref[0] == "$"):
+            fref = f"${registry[2].rsplit('.', 1)[-1].lstrip('@')}.{fnode.attr}"
         j = self._record(fnode, fref, rest, kwargs, EMPTY, EMPTY, "", self._seg(fnode, 50))
+        if registry is not None:
+            self.st.facts.calls[j].hints["registry"] = (*registry, fnode.attr)
         return frozenset((f"r:{j}",))
 
     def _strips_to_safe_chars(self, node: ast.Call, ref: str | None, meth: str | None) -> bool:
@@ -1731,6 +1803,7 @@ class _FnState:
         "normalized",
         "param_names",
         "parsed_of",
+        "pred",
         "prefix_names",
         "qualname",
         "reassigned",
@@ -1770,6 +1843,8 @@ class _FnState:
         self.param_names: set[str] = set()
         self.reassigned: set[str] = set()
         self.exit_clean: set[str] | None = None
+        #: parameter -> its atoms where the function returns a (possibly) true value; None: no such return
+        self.pred: dict[str, frozenset[str]] | None = None
         #: nested def name -> [qualname, def node, enclosing variables it reads (lazily), linked?]
         self.closures: dict[str, list] | None = None
         #: locals bound to an application registry entry (`repo = request.app["repo"]`)

@@ -67,6 +67,8 @@ class Summary:
     attr_sym: dict[str, Value] = field(default_factory=dict)
     #: (sink kind, sink step, sink end (line, col), sink text, function, atom key, numeric, steps from the param)
     psinks: list[tuple] = field(default_factory=list)
+    #: parameters every true return of this predicate has tested (`return value in SORTS`)
+    tests: frozenset[str] = frozenset()
 
 
 EMPTY_SUMMARY = Summary()
@@ -178,6 +180,11 @@ class Solver:
             ret = self.resolve(fr, ff.ret)
             items = [self.resolve(fr, a) for a in ff.ret_items] if ff.ret_items else None
             result = Summary(ret=ret, ret_items=items, psinks=fr.psinks[:MAX_PSINKS])
+            if ff.predicate:
+                # tested: nothing of the parameter itself is left where the function returns true
+                result.tests = frozenset(
+                    p for p, atoms in ff.predicate.items()
+                    if not any(a[0] == "P" and a[1].split(".", 1)[0] == p for a in self.resolve(fr, atoms)))
             if ff.attr_writes:
                 for attr, atoms in ff.attr_writes.items():
                     full = self.resolve(fr, atoms)
@@ -198,10 +205,10 @@ class Solver:
             while a[1:2] == "|":
                 num |= NUM if a[0] == "n" else TAIL if a[0] == "t" else 0
                 a = a[2:]
-            if a.startswith("g:"):  # data after a statement call that may have validated it
+            if a.startswith(("g:", "q:")):  # data after a call that may have validated it (q: tested it)
                 head, _, rest = a.partition("|")
                 _, j, slot = head.split(":", 2)
-                if not self.validated(fr, int(j), slot):
+                if not self.validated(fr, int(j), slot, a[0] == "q"):
                     for atom, steps in self.resolve(fr, frozenset((rest,))).items():
                         _add(out, (atom[0], atom[1], atom[2] | num), steps)
                 continue
@@ -247,24 +254,38 @@ class Solver:
                     _add(out, atom, steps)
         return out
 
-    def validated(self, fr: _Frame, j: int, slot: str) -> bool:
-        """Does call j (a statement `check(x)`) validate the argument in `slot` (position or keyword)?"""
+    def validated(self, fr: _Frame, j: int, slot: str, predicate: bool = False) -> bool:
+        """Does call j (a statement `check(x)`) validate the argument in `slot` (position or keyword)?
+        With `predicate`: is call j (an `if` test) a sanitizing test of that argument? Judged by the
+        callee's body when it is in the project, else by its name (`is_safe_url`, `validate_*`)."""
         call = fr.facts.calls[j]
         target = self.index.resolve(fr.info.module, call.ref) if call.ref else None
         entry = self.facts.get(target) if target else None
+        if predicate:
+            if target not in self.index.functions:
+                name = (call.ref or "").rsplit(".", 1)[-1].lstrip("@$")
+                return slot in ("0", "url", "value", "target", "path", "name") and bool(self.m.guard_name.search(name))
+            if entry is None or not entry[1].predicate:
+                return False
+            tests = self.summary(target).tests
+            if not tests:
+                return False
+            return self._param_name(entry[0], slot) in tests
         if entry is None or not entry[1].validates:
             return False
-        fn = entry[0]
-        if slot.isdigit():
-            params = fn.summary.params
-            deco = {d.ref for d in fn.summary.decorators}
-            offset = 1 if fn.summary.class_qualname and params and "builtins.staticmethod" not in deco else 0
-            positional = [p for p in params if p.kind in ("posonly", "arg")][offset:]
-            i = int(slot)
-            name = positional[i].name if i < len(positional) else None
-        else:
-            name = slot
-        return name in entry[1].validates
+        return self._param_name(entry[0], slot) in entry[1].validates
+
+    @staticmethod
+    def _param_name(fn: FunctionInfo, slot: str) -> str | None:
+        """The parameter an argument slot (position after `self`, or keyword) binds."""
+        if not slot.isdigit():
+            return slot
+        params = fn.summary.params
+        deco = {d.ref for d in fn.summary.decorators}
+        offset = 1 if fn.summary.class_qualname and params and "builtins.staticmethod" not in deco else 0
+        positional = [p for p in params if p.kind in ("posonly", "arg")][offset:]
+        i = int(slot)
+        return positional[i].name if i < len(positional) else None
 
     def attr_value(self, fr: _Frame, attr: str) -> Value:
         """What the methods of the function's class store in `self.<attr>` (concrete sources only)."""
