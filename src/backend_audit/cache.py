@@ -14,10 +14,13 @@ import os
 import pickle
 import shutil
 import tempfile
+import threading
+from itertools import count
 from pathlib import Path
 from typing import Any
 
 MAGIC = b"BACB1"
+_SEQUENCE = count()
 #: cache folders of other versions/builds/catalogs kept besides the current one
 KEEP_OTHER_VERSIONS = 2
 CACHEDIR_TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# backend-audit cache; safe to delete.\n"
@@ -35,6 +38,7 @@ class SummaryCache:
         self.misses = 0
         self.write_errors = 0
         self._ready = False
+        self._made: set[Path] = set()
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / key
@@ -55,12 +59,16 @@ class SummaryCache:
     def put_encoded(self, key: str, payload: bytes) -> None:
         """Store an already pickled summary (workers pickle once, for the pipe and the cache)."""
         target = self._path(key)
+        parent = target.parent
         try:
             if not self._ready:
-                self._prepare()
-                self._ready = True
-            target.parent.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+                self.prepare()
+            if parent not in self._made:
+                parent.mkdir(exist_ok=True)
+                self._made.add(parent)
+            # a name no other process or thread uses (pid + counter): cheaper than mkstemp's retries
+            tmp = parent / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_SEQUENCE)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(MAGIC + hashlib.blake2b(payload, digest_size=16).digest() + payload)
@@ -74,8 +82,9 @@ class SummaryCache:
         except OSError:
             self.write_errors += 1  # a read-only cache folder slows the next run; it never fails this one
 
-
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
+        """Create the folder (once per run, before workers fork, so they only write entries)."""
+        self._ready = True
         self.directory.mkdir(parents=True, exist_ok=True)
         # the folder marks itself: backup tools skip it (CACHEDIR.TAG), git never sees it
         _write_new(self.base / "CACHEDIR.TAG", CACHEDIR_TAG)
