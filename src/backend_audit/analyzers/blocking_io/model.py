@@ -131,6 +131,19 @@ def load(catalog: Catalog) -> BlockingCatalog:
     return catalog.compiled(SECTION, _build)
 
 
+def _kind_and_alternative(entry: Any, key: str) -> tuple[str, str]:
+    """The `kind` and `alternative` every blocking entry carries, checked."""
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{_where(key)} must be a table")
+    kind = entry.get("kind")
+    if kind not in KINDS:
+        raise CatalogError(f"{_where(key + '.kind')} must be one of {', '.join(KINDS)} (got {kind!r})")
+    alt = entry.get("alternative")
+    if not isinstance(alt, str) or not alt.strip():
+        raise CatalogError(f"{_where(key + '.alternative')} must be a non-empty string")
+    return kind, alt.strip()
+
+
 def _build(catalog: Catalog) -> BlockingCatalog:
     table = catalog.section(SECTION)
     out = BlockingCatalog()
@@ -139,21 +152,14 @@ def _build(catalog: Catalog) -> BlockingCatalog:
         raise CatalogError(f"{_where('calls')} must be an array of tables ([[catalog.{SECTION}.calls]])")
     for i, entry in enumerate(calls):
         k = f"calls[{i}]"
-        if not isinstance(entry, dict):
-            raise CatalogError(f"{_where(k)} must be a table")
-        kind = entry.get("kind")
-        if kind not in KINDS:
-            raise CatalogError(f"{_where(k + '.kind')} must be one of {', '.join(KINDS)} (got {kind!r})")
-        alt = entry.get("alternative")
-        if not isinstance(alt, str) or not alt.strip():
-            raise CatalogError(f"{_where(k + '.alternative')} must be a non-empty string")
+        kind, alt = _kind_and_alternative(entry, k)
         conf = entry.get("confidence", "high")
         if conf not in ("low", "medium", "high"):
             raise CatalogError(f"{_where(k + '.confidence')} must be low, medium or high")
         rule = entry.get("rule", "BA401")
         if rule not in ("BA401", "BA404"):
             raise CatalogError(f"{_where(k + '.rule')} must be BA401 or BA404 (got {rule!r})")
-        payload = BlockingEntry(kind, alt.strip(), conf, bool(entry.get("covers_methods", False)), rule)
+        payload = BlockingEntry(kind, alt, conf, bool(entry.get("covers_methods", False)), rule)
         _patterns(out.calls, entry.get("patterns", entry.get("pattern")), payload, k)
     _patterns_list(out.safe, table, "safe")
     _patterns_list(out.offloaders, table, "offloaders")
@@ -165,15 +171,8 @@ def _build(catalog: Catalog) -> BlockingCatalog:
         raise CatalogError(f"{_where('iterables')} must be an array of tables ([[catalog.{SECTION}.iterables]])")
     for i, entry in enumerate(iterables):
         k = f"iterables[{i}]"
-        if not isinstance(entry, dict):
-            raise CatalogError(f"{_where(k)} must be a table")
-        kind = entry.get("kind")
-        if kind not in KINDS:
-            raise CatalogError(f"{_where(k + '.kind')} must be one of {', '.join(KINDS)} (got {kind!r})")
-        alt = entry.get("alternative")
-        if not isinstance(alt, str) or not alt.strip():
-            raise CatalogError(f"{_where(k + '.alternative')} must be a non-empty string")
-        _patterns(out.iterables, entry.get("patterns", entry.get("pattern")), BlockingEntry(kind, alt.strip()), k)
+        kind, alt = _kind_and_alternative(entry, k)
+        _patterns(out.iterables, entry.get("patterns", entry.get("pattern")), BlockingEntry(kind, alt), k)
     out.sync_callers = frozenset(_strings(table, "sync_callers"))
     out.sync_caller_methods = frozenset(_strings(table, "sync_caller_methods"))
     out.unknown_receiver_methods = _mapping(table, "unknown_receiver_methods")
