@@ -112,3 +112,17 @@ def test_types_from_relative_annotations_annotated_assignments_and_local_imports
     """)
     assert [c.ref for c in s.functions["handler"].calls] == [".services.Svc().run"]
     assert [c.ref for c in s.functions["other"].calls] == ["$make", ".clients.Api().call", "requests.get"]
+
+
+def test_declared_type_wins_over_a_value_that_is_not_a_constructor_call():
+    s = summarize("""
+        from aiohttp import web
+        from .repo import Repo, Base, Derived
+
+        async def handler(request: web.Request):
+            repo: Repo = request.app["repo"]
+            repo.search()
+            other: Base = Derived()
+            other.run()
+    """)
+    assert [c.ref for c in s.functions["handler"].calls] == [".repo.Repo().search", ".repo.Derived", ".repo.Derived().run"]

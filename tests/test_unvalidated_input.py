@@ -1799,3 +1799,41 @@ def test_a_bound_method_on_a_typed_self_attribute_is_linked(tmp_path):
         """,
     })
     assert lines_of(findings, "BA301") == [("shop/repo.py", 16)]
+
+
+def test_declared_type_of_a_registry_object_wins_when_the_request_is_annotated(tmp_path):
+    # with `request: web.Request` the value `request.app["repo"]` has a (useless) known ref; the
+    # declared class must still type `repo`, so the offloaded bound method carries the taint
+    findings = run(tmp_path, {
+        "cat/__init__.py": "",
+        "cat/storage.py": """
+            import psycopg2
+
+            class ItemRepository:
+                def __init__(self, dsn):
+                    self.conn = psycopg2.connect(dsn)
+
+                def search(self, term, sort):
+                    sql = "SELECT id FROM items WHERE name = %s ORDER BY " + sort
+                    with self.conn.cursor() as cur:
+                        cur.execute(sql, (term,))
+                        return cur.fetchall()
+
+                def safe(self, term):
+                    with self.conn.cursor() as cur:
+                        cur.execute("SELECT id FROM items WHERE name = %s", (term,))
+                        return cur.fetchall()
+        """,
+        "cat/handlers.py": """
+            import asyncio
+            from aiohttp import web
+            from .storage import ItemRepository
+
+            async def search(request: web.Request) -> web.Response:
+                repo: ItemRepository = request.app["repo"]
+                rows = await asyncio.to_thread(repo.search, request.query.get("q", ""), request.query.get("sort"))
+                await asyncio.to_thread(repo.safe, request.query.get("q", ""))
+                return web.json_response(rows)
+        """,
+    })
+    assert lines_of(findings) == [("cat/storage.py", 11)]

@@ -230,7 +230,7 @@ def _scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None,
                 pass  # an unwritable cache folder: every put_encoded fails quietly, the scan goes on
         with ProcessPoolExecutor(max_workers=min(jobs, total), mp_context=ctx,
                                  initializer=_init_worker, initargs=(catalog, analyzers, cache)) as pool:
-            chunk = max(1, min(16, total // (jobs * 8) or 1))
+            chunk = max(1, min(4, total // (jobs * 8) or 1))
             results = pool.map(_summarize_encoded, [(f.kind, raw[f.rel], key) for f, key in todo], chunksize=chunk)
             for i, ((f, key), payload) in enumerate(zip(todo, results), 1):
                 summaries[f.rel] = pickle.loads(payload)

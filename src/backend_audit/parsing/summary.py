@@ -564,10 +564,11 @@ class Summarizer(ast.NodeVisitor):
         if node.value is not None:
             self._bind(node.target, node.value)
         if isinstance(node.target, ast.Name) and self.func_stack[-1].qualname != MODULE_SCOPE:
-            # `x: T = value` / `x: T`: when the value says nothing, the annotation gives the type
+            # `x: T = value` / `x: T`: the declared type wins over a value that is not a constructor
+            # call (`repo: Repo = request.app["repo"]`); `x: Base = Derived()` keeps the precise value
             known = self.scopes[-1].locals.get(node.target.id, "$")
             ann = self._annotation(node.annotation)
-            if known.startswith("$") and ann and _looks_like_type_ref(ann):
+            if (known.startswith("$") or not known.endswith("()")) and ann and _looks_like_type_ref(ann):
                 self.scopes[-1].locals[node.target.id] = f"{ann}()"
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:

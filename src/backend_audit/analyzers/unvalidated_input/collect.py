@@ -491,7 +491,9 @@ class TaintCollector(Summarizer):
                 if isinstance(s.target, ast.Name):
                     # `repo: ItemRepository = request.app["repo"]`: the declared class types the
                     # local (its methods resolve, also when passed on as `repo.search`)
-                    ann = self.ref(s.annotation) if self.scopes[-1].locals.get(s.target.id, "$")[:1] == "$" else None
+                    # (as in the generic summary: the declaration wins unless the value is a constructor call)
+                    known = self.scopes[-1].locals.get(s.target.id, "$")
+                    ann = self.ref(s.annotation) if known[:1] == "$" or not known.endswith("()") else None
                     if ann and ann[0] != "$" and ann not in ("str", "int") and _looks_like_type_ref(ann) \
                             and self._possibly_project(ann):
                         self.scopes[-1].locals[s.target.id] = f"{ann}()"
