@@ -850,3 +850,39 @@ def test_sql_wrapped_in_text_and_assigned_is_reported_at_the_text_call(tmp_path)
     '''})
     # the string is passed to `text(`: that line; the bound pattern comes from the execute that runs `stmt`
     assert at(run(tmp_path), "app/t.py") == {4: "BA201", 10: "BA205"}
+
+
+def test_an_unindexed_foreign_key_that_a_query_filters_on_is_one_finding_at_the_query(tmp_path):
+    write(tmp_path, {
+        "app/__init__.py": "",
+        "app/models.py": """
+            from sqlalchemy import ForeignKey
+            from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+            class Base(DeclarativeBase):
+                pass
+
+            class Customer(Base):
+                __tablename__ = "customers"
+                id: Mapped[int] = mapped_column(primary_key=True)
+
+            class Order(Base):
+                __tablename__ = "orders"
+                id: Mapped[int] = mapped_column(primary_key=True)
+                customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+                coupon_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+        """,
+        "app/queries.py": """
+            from sqlalchemy import select
+            from .models import Order
+
+            def orders_of(session, customer_id):
+                return session.scalars(select(Order).where(Order.customer_id == customer_id)).all()
+        """,
+    })
+    findings = run(tmp_path)
+    assert at(findings, "app/queries.py") == {5: "BA201"}
+    # the queried FK is not reported again at its definition; the one nobody queries still is
+    assert at(findings, "app/models.py") == {15: "BA203"}
+    query = next(f for f in findings if f.path == "app/queries.py")
+    assert ("app/models.py", 14) in {(r.path, r.line) for r in query.related}
