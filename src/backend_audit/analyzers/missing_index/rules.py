@@ -244,7 +244,7 @@ class RuleEngine:
             return  # InnoDB creates an index for every foreign key
         # a query that filters or joins on the unindexed foreign key already reports this missing
         # index at the query (one missing index is one finding); the FK definition is its related place
-        queried = {(d.table, d.columns): d for d in self.drafts if d.rule in ("BA201", "BA207")}
+        queried = [d for d in self.drafts if d.rule in ("BA201", "BA202", "BA207")]
         for t in self.schema.tables.values():
             if t.external:
                 continue
@@ -255,8 +255,11 @@ class RuleEngine:
                 seen.add(fk.columns)
                 if fk_indexed(t, fk.columns):
                     continue
-                if (t.name, fk.columns) in queried:
-                    queried[(t.name, fk.columns)].extra.setdefault("foreign_key", fk.ref_table)
+                # the index the query's finding asks for leads with the FK columns: it serves both
+                serving = next((d for d in queried if d.table == t.name
+                                and d.columns[:len(fk.columns)] == fk.columns), None)
+                if serving is not None:
+                    serving.extra.setdefault("foreign_key", fk.ref_table)
                     continue
                 self.drafts.append(Draft("BA203", ("BA203", t.name, fk.columns), fk.path, fk.line, 0, fk.line, 0, "",
                                          t.name, fk.columns, "fk", kind=fk.source, model=fk.model or t.model,
