@@ -64,6 +64,16 @@ def entries(cache_dir: Path) -> list[Path]:
                   and not p.name.startswith("project-"))
 
 
+def cached_keys(cache_dir: Path) -> set[str]:
+    """Every per-file summary the cache holds: entry files and entries inside pack files."""
+    from backend_audit.cache import _read_pack_index
+
+    keys = {p.name for p in entries(cache_dir) if not p.name.endswith(".pack")}
+    for pack in cache_dir.rglob("*.pack"):
+        keys.update(_read_pack_index(pack))
+    return keys
+
+
 def project_entries(cache_dir: Path) -> list[Path]:
     return sorted(cache_dir.rglob("project-*"))
 
@@ -79,7 +89,7 @@ def test_cache_lives_at_the_scanned_root_and_a_warm_run_hits(tmp_path, scan_in_p
     cache_dir = tmp_path / CACHE
     assert (cache_dir / ".gitignore").read_text() == "*\n"
     assert (cache_dir / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
-    assert len(entries(cache_dir)) == 33
+    assert len(cached_keys(cache_dir)) == 33
     warm = scan_in_process(tmp_path)
     assert warm["stats"]["cache_hits"] == 33 and warm["stats"]["cache_misses"] == 0
     assert comparable(warm) == comparable(cold)
@@ -122,7 +132,7 @@ def test_cache_is_not_committed_in_a_git_repository(tmp_path, scan_in_process):
 
 def test_corrupted_or_truncated_entries_are_ignored_and_rebuilt(tmp_path, scan_in_process):
     project(tmp_path)
-    cold = scan_in_process(tmp_path)
+    cold = scan_in_process(tmp_path, "--jobs", "1")  # in-process: one entry file per source file
     files = entries(tmp_path / CACHE)
     # the whole-project entry first: damaged, it is a miss and the per-file entries are used
     for p in project_entries(tmp_path / CACHE):
@@ -145,6 +155,33 @@ def test_corrupted_or_truncated_entries_are_ignored_and_rebuilt(tmp_path, scan_i
     healed = scan_in_process(tmp_path)
     assert healed["stats"]["cache_hits"] == 33
     assert not [p for p in (tmp_path / CACHE).rglob(".tmp-*")]
+
+
+def test_a_pack_written_by_a_parallel_cold_run_serves_later_runs_and_survives_damage(tmp_path, scan_in_process):
+    project(tmp_path)
+    cold = scan_in_process(tmp_path, "--jobs", "2")
+    packs = list((tmp_path / CACHE).rglob("*.pack"))
+    assert len(packs) == 1 and len(cached_keys(tmp_path / CACHE)) == 33
+    for p in project_entries(tmp_path / CACHE):
+        p.unlink()
+    from_pack = scan_in_process(tmp_path)
+    assert comparable(from_pack) == comparable(cold)
+    assert (from_pack["stats"]["cache_hits"], from_pack["stats"]["cache_misses"]) == (33, 0)
+    # one flipped byte inside the last entry, then the pack cut short: those entries are misses
+    for p in project_entries(tmp_path / CACHE):
+        p.unlink()
+    blob = bytearray(packs[0].read_bytes())
+    blob[-3] ^= 0xFF
+    packs[0].write_bytes(bytes(blob))
+    damaged = scan_in_process(tmp_path)
+    assert comparable(damaged) == comparable(cold)
+    assert damaged["stats"]["cache_misses"] == 1
+    for p in project_entries(tmp_path / CACHE):
+        p.unlink()
+    packs[0].write_bytes(packs[0].read_bytes()[:40])  # the index itself is cut: its entries all miss
+    rebuilt = scan_in_process(tmp_path, "--jobs", "2")
+    # (the entry rebuilt by the previous run is an entry file of its own and still hits)
+    assert comparable(rebuilt) == comparable(cold) and rebuilt["stats"]["cache_misses"] == 32
 
 
 def test_entry_with_valid_checksum_but_wrong_type_is_ignored(tmp_path, scan_in_process):

@@ -5,6 +5,11 @@ catalog digest, so a new version or a changed catalog never reads stale entries.
 written to a temporary file and renamed into place (atomic on POSIX), so concurrent runs can only
 ever see whole entries; each carries a checksum, so a truncated or corrupted entry is ignored and
 rebuilt.
+
+A large batch of new entries (a cold scan of a big project) is written as one *pack* file under
+`packs/` instead of a thousand small files: an index of key -> (offset, length) followed by the
+entries, each still checksummed. Packs are immutable and renamed into place whole; only the most
+recent `MAX_PACKS` are kept (an entry in a deleted pack is a cache miss and is rebuilt).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 MAGIC = b"BACB1"
+PACK_MAGIC = b"BACP1"
+MAX_PACKS = 16
 _SEQUENCE = count()
 #: cache folders of other versions/builds/catalogs kept besides the current one
 KEEP_OTHER_VERSIONS = 2
@@ -39,14 +46,40 @@ class SummaryCache:
         self.write_errors = 0
         self._ready = False
         self._made: set[Path] = set()
+        self._packs: dict[str, tuple[Path, int, int]] | None = None
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / key
+
+    def _packed(self, key: str) -> bytes | None:
+        """The entry for `key` from a pack file, if any pack has it."""
+        if self._packs is None:
+            self._packs = {}
+            try:
+                packs = sorted((self.directory / "packs").glob("*.pack"), key=lambda p: p.stat().st_mtime)
+            except OSError:
+                packs = []
+            for pack in packs:  # newest last: its entries win
+                for k, (offset, length) in _read_pack_index(pack).items():
+                    self._packs[k] = (pack, offset, length)
+        where = self._packs.get(key)
+        if where is None:
+            return None
+        pack, offset, length = where
+        try:
+            with open(pack, "rb") as fh:
+                fh.seek(offset)
+                blob = fh.read(length)
+        except OSError:
+            return None
+        return blob if len(blob) == length else None
 
     def get(self, key: str) -> Any | None:
         try:
             blob = self._path(key).read_bytes()
         except OSError:
+            blob = self._packed(key)
+        if blob is None:
             self.misses += 1
             return None
         value = decode_entry(blob)
@@ -82,8 +115,51 @@ class SummaryCache:
         except OSError:
             self.write_errors += 1  # a read-only cache folder slows the next run; it never fails this one
 
+    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        """Store many already pickled summaries as one pack file (one write instead of many)."""
+        if not items:
+            return
+        try:
+            if not self._ready:
+                self.prepare()
+            packs = self.directory / "packs"
+            packs.mkdir(exist_ok=True)
+            entries = [(key, MAGIC + hashlib.blake2b(payload, digest_size=16).digest() + payload)
+                       for key, payload in items]
+            index: dict[str, tuple[int, int]] = {}  # offsets from the start of the entries
+            offset = 0
+            for key, blob in entries:
+                index[key] = (offset, len(blob))
+                offset += len(blob)
+            header = pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL)
+            head = PACK_MAGIC + hashlib.blake2b(header, digest_size=16).digest() + len(header).to_bytes(8, "big")
+            name = f"{os.getpid()}-{threading.get_ident()}-{next(_SEQUENCE)}-{hashlib.blake2b(header, digest_size=6).hexdigest()}"
+            tmp = packs / f".tmp-{name}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(head)
+                    fh.write(header)
+                    for _, blob in entries:
+                        fh.write(blob)
+                os.replace(tmp, packs / f"{name}.pack")
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+            old = sorted(packs.glob("*.pack"), key=lambda p: p.stat().st_mtime, reverse=True)[MAX_PACKS:]
+            for pack in old:
+                try:
+                    pack.unlink()
+                except OSError:
+                    pass
+        except OSError:
+            self.write_errors += 1
+
     def prepare(self) -> None:
-        """Create the folder (once per run, before workers fork, so they only write entries)."""
+        """Create the folder and mark it (once per run)."""
         self._ready = True
         self.directory.mkdir(parents=True, exist_ok=True)
         # the folder marks itself: backup tools skip it (CACHEDIR.TAG), git never sees it
@@ -124,6 +200,27 @@ def _write_new(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def _read_pack_index(pack: Path) -> dict[str, tuple[int, int]]:
+    """The key -> (offset, length) index of a pack; empty when the pack is damaged."""
+    try:
+        with open(pack, "rb") as fh:
+            head = fh.read(len(PACK_MAGIC) + 24)
+            if len(head) != len(PACK_MAGIC) + 24 or not head.startswith(PACK_MAGIC):
+                return {}
+            digest = head[len(PACK_MAGIC): len(PACK_MAGIC) + 16]
+            size = int.from_bytes(head[len(PACK_MAGIC) + 16:], "big")
+            header = fh.read(size)
+        if len(header) != size or hashlib.blake2b(header, digest_size=16).digest() != digest:
+            return {}
+        index = pickle.loads(header)
+        if not isinstance(index, dict):
+            return {}
+        start = len(PACK_MAGIC) + 24 + size
+        return {k: (start + offset, length) for k, (offset, length) in index.items()}
+    except Exception:
+        return {}
 
 
 def encode_entry(value: Any) -> bytes:

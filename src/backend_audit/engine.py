@@ -54,11 +54,10 @@ class ScanOptions:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(catalog: Catalog, analyzers: list[Analyzer], cache: SummaryCache | None) -> None:
+def _init_worker(catalog: Catalog, analyzers: list[Analyzer]) -> None:
     gc.disable()  # see scan(): per-file work builds no garbage cycles worth the collector's passes
     _WORKER["catalog"] = catalog
     _WORKER["analyzers"] = analyzers
-    _WORKER["cache"] = cache
 
 
 def summarize_file(kind: str, data: bytes, catalog: Catalog, analyzers: list[Analyzer]) -> FileSummary:
@@ -95,14 +94,10 @@ def summarize_file(kind: str, data: bytes, catalog: Catalog, analyzers: list[Ana
     return result
 
 
-def _summarize_encoded(job: tuple[str, bytes, str]) -> bytes:
-    """Summarize one file in a worker, store the entry in the cache there, return it pickled."""
-    kind, data, key = job
-    payload = encode_entry(summarize_file(kind, data, _WORKER["catalog"], _WORKER["analyzers"]))
-    cache = _WORKER["cache"]
-    if cache is not None:
-        cache.put_encoded(key, payload)  # atomic rename: safe from several workers at once
-    return payload
+def _summarize_encoded(job: tuple[str, bytes]) -> bytes:
+    """Summarize one file in a worker; pickled once, for the pipe and for the cache."""
+    kind, data = job
+    return encode_entry(summarize_file(kind, data, _WORKER["catalog"], _WORKER["analyzers"]))
 
 
 # --- the scan --------------------------------------------------------------------------------
@@ -223,19 +218,18 @@ def _scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None,
     jobs = options.jobs or default_jobs()
     if total >= POOL_THRESHOLD and jobs > 1:
         ctx = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
-        if cache is not None:
-            try:
-                cache.prepare()
-            except OSError:
-                pass  # an unwritable cache folder: every put_encoded fails quietly, the scan goes on
+        fresh: list[tuple[str, bytes]] = []
         with ProcessPoolExecutor(max_workers=min(jobs, total), mp_context=ctx,
-                                 initializer=_init_worker, initargs=(catalog, analyzers, cache)) as pool:
+                                 initializer=_init_worker, initargs=(catalog, analyzers)) as pool:
             chunk = max(1, min(4, total // (jobs * 8) or 1))
-            results = pool.map(_summarize_encoded, [(f.kind, raw[f.rel], key) for f, key in todo], chunksize=chunk)
+            results = pool.map(_summarize_encoded, [(f.kind, raw[f.rel]) for f, _ in todo], chunksize=chunk)
             for i, ((f, key), payload) in enumerate(zip(todo, results), 1):
                 summaries[f.rel] = pickle.loads(payload)
+                fresh.append((key, payload))
                 if progress:
                     progress("summarize", i, total)
+        if cache is not None:
+            cache.put_many(fresh)  # one pack file instead of a thousand small ones
     else:
         for i, (f, key) in enumerate(todo, 1):
             summary = summarize_file(f.kind, raw[f.rel], catalog, analyzers)
