@@ -197,10 +197,7 @@ def _load_files(files: tuple[Path, ...]) -> Catalog:
             raise CatalogError(f"{path}: key 'rule' must be an array of tables ([[rule]])")
         for i, entry in enumerate(rules):
             rule = _rule_from(entry, path, i)
-            if rule.id in catalog.rules and catalog.rules[rule.id].source != str(path):
-                # a user file may override a built-in rule's documentation
-                pass
-            catalog.rules[rule.id] = rule
+            catalog.rules[rule.id] = rule  # a later (user) file may override a built-in rule's docs
         sections = doc.get("catalog", {})
         if not isinstance(sections, dict):
             raise CatalogError(f"{path}: key 'catalog' must be a table")

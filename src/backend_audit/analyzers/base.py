@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 from backend_audit.catalog import Catalog
 from backend_audit.findings import Finding, Related
@@ -76,6 +76,3 @@ class Analyzer:
     def analyze(self, ctx: AnalysisContext) -> list[Finding]:
         raise NotImplementedError
 
-
-def iter_python(ctx: AnalysisContext) -> Iterator[tuple[str, ModuleSummary]]:
-    return iter(ctx.index.summaries.items())

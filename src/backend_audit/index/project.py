@@ -14,7 +14,6 @@ the `()` / `[]` markers of calls and subscripts. Refs to unknown locals keep the
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -22,27 +21,31 @@ from backend_audit.parsing.summary import (
     MODULE_SCOPE, CallSite, ClassSummary, FunctionSummary, ModuleSummary, Value,
 )
 
-_SEGMENT = re.compile(r"[^.\[\]()]+(?:\(\)|\[\])*")
 MAX_RESOLVE_DEPTH = 24
 
 
-def split_ref(ref: str) -> list[str]:
-    """`a.b().c[]` -> ["a", "b()", "c[]"]; `<locals>` and `<lambda:1:2>` stay whole."""
+def split_top_level(text: str, sep: str, opening: str, closing: str) -> list[str]:
+    """Split `text` at `sep`, except inside `opening`...`closing` brackets (nested)."""
     out: list[str] = []
     depth = 0
     cur = ""
-    for ch in ref:
-        if ch == "<":
+    for ch in text:
+        if ch == opening:
             depth += 1
-        elif ch == ">":
+        elif ch == closing:
             depth -= 1
-        if ch == "." and depth == 0:
+        if ch == sep and depth == 0:
             out.append(cur)
             cur = ""
         else:
             cur += ch
     out.append(cur)
     return out
+
+
+def split_ref(ref: str) -> list[str]:
+    """`a.b().c[]` -> ["a", "b()", "c[]"]; `<locals>` and `<lambda:1:2>` stay whole."""
+    return split_top_level(ref, ".", "<", ">")
 
 
 def strip_markers(segment: str) -> tuple[str, str]:

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from backend_audit.index.project import split_top_level
+
 T = TypeVar("T")
 
 _HEAD_END = re.compile(r"[.(\[]")
@@ -28,19 +30,8 @@ class PatternError(ValueError):
 
 
 def _split_alternatives(body: str) -> list[str]:
-    out, depth, cur = [], 0, ""
-    for ch in body:
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur)
-    return [a.strip() for a in out]
+    """`a,b{c,d}` -> ["a", "b{c,d}"]: the alternatives of a `{...}` group."""
+    return [a.strip() for a in split_top_level(body, ",", "{", "}")]
 
 
 def _to_regex(pattern: str) -> str:

@@ -1021,15 +1021,7 @@ class TaintCollector(Summarizer):
         if t is ast.BinOp:
             op = node.op
             if isinstance(op, ast.Add) and _stringy(node):
-                parts: list[ast.AST] = []
-                stack = [node]
-                while stack:
-                    n = stack.pop()
-                    if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add):
-                        stack += [n.right, n.left]
-                    else:
-                        parts.append(n)
-                return self._concat(parts)
+                return self._concat(_add_terms(node))
             if isinstance(op, ast.Mod) and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):
                 values = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
                 texts = _PERCENT.split(node.left.value)
@@ -1288,14 +1280,7 @@ class TaintCollector(Summarizer):
             if upper is not None:
                 # the row count is upper - lower: `qs[offset:offset + size]` counts `size` rows
                 lower = sl.lower
-                terms: list[ast.AST] = []
-                stack: list[ast.AST] = [upper]
-                while stack:
-                    n = stack.pop()
-                    if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add):
-                        stack += [n.left, n.right]
-                    else:
-                        terms.append(n)
+                terms = _add_terms(upper)
                 if lower is not None:
                     low = ast.dump(lower)
                     terms = [t for t in terms if ast.dump(t) != low]
@@ -1710,13 +1695,7 @@ class TaintCollector(Summarizer):
         if isinstance(sql, ast.JoinedStr):
             parts = [v.value if isinstance(v, ast.FormattedValue) else v for v in sql.values]
         elif isinstance(sql, ast.BinOp) and isinstance(sql.op, ast.Add):
-            stack = [sql]
-            while stack:
-                n = stack.pop()
-                if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add):
-                    stack += [n.right, n.left]
-                else:
-                    parts.append(n)
+            parts = _add_terms(sql)
         elif isinstance(sql, ast.Constant) and isinstance(sql.value, str) and len(call.args) > 1 \
                 and isinstance(call.args[1], (ast.List, ast.Tuple)):
             holders = _PLACEHOLDER.findall(sql.value)
@@ -1893,6 +1872,19 @@ def _fixes(acc: str) -> bool:
     if acc.startswith(("X/", "X?")):
         return True
     return safe_prefix(acc)
+
+
+def _add_terms(node: ast.AST) -> list[ast.AST]:
+    """The operands of a `+` chain, left to right (`a + b + c` -> [a, b, c])."""
+    terms: list[ast.AST] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Add):
+            stack += [n.right, n.left]
+        else:
+            terms.append(n)
+    return terms
 
 
 def _stringy(node: ast.BinOp) -> bool:
