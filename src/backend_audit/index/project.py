@@ -26,6 +26,8 @@ MAX_RESOLVE_DEPTH = 24
 
 def split_top_level(text: str, sep: str, opening: str, closing: str) -> list[str]:
     """Split `text` at `sep`, except inside `opening`...`closing` brackets (nested)."""
+    if opening not in text and closing not in text:  # the common case; a hot path of resolution
+        return text.split(sep)
     out: list[str] = []
     depth = 0
     cur = ""
@@ -127,7 +129,7 @@ class ProjectIndex:
     def _assign_module_names(self) -> None:
         paths = set(self.summaries)
         init_dirs = {p.rsplit("/", 1)[0] if "/" in p else "" for p in paths if p.endswith("__init__.py")}
-        for path in paths:
+        for path in sorted(paths):  # where two files claim one module name, the same one always wins
             parts = path[:-3].split("/") if path.endswith(".py") else path.split("/")
             dirs = parts[:-1]
             # climb while the directory is a package

@@ -606,7 +606,7 @@ class TaintCollector(Summarizer):
         """Clean what a guard checked in `env`; a deferred entry (`?j:slot:name`, a project
         predicate judged by its body in solve.py) marks the atoms instead. Returns the old values."""
         saved: dict = {}
-        for n in names:
+        for n in sorted(names):  # sets: a fixed order keeps nested `q:` markers independent of hashing
             if n[0] == "?":
                 j, slot, name = n[1:].split(":", 2)
                 old = env.get(name)
