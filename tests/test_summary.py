@@ -126,3 +126,34 @@ def test_declared_type_wins_over_a_value_that_is_not_a_constructor_call():
             other.run()
     """)
     assert [c.ref for c in s.functions["handler"].calls] == [".repo.Repo().search", ".repo.Derived", ".repo.Derived().run"]
+
+
+def test_summary_survives_the_pickle_round_trip_the_cache_and_workers_use():
+    import pickle
+
+    from backend_audit.engine import summarize_file
+    from backend_audit.catalog import load_catalog
+    from backend_audit.analyzers import load_analyzers
+
+    text = textwrap.dedent("""
+        import requests
+        from django.db import models
+
+        class Book(models.Model):
+            title = models.CharField(max_length=10, db_index=True)
+
+            @property
+            def label(self, *args, sep: str = "-", **kw):
+                return f"{self.title}{sep}"
+
+        async def view(request, limit: int = 10):
+            for b in Book.objects.filter(title=request.GET["q"])[:limit]:
+                requests.get(b.title, timeout=3)
+            return [x async for x in aiter_things()]
+    """)
+    analyzers, _ = load_analyzers()
+    summary = summarize_file("python", text.encode(), load_catalog(), analyzers)
+    assert summary.module.functions["view"].calls and summary.facts
+    again = pickle.loads(pickle.dumps(summary))
+    assert again == summary
+    assert type(again.module.functions["view"].calls[0]) is type(summary.module.functions["view"].calls[0])

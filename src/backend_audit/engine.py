@@ -21,12 +21,14 @@ from backend_audit.discovery import DEFAULT_EXCLUDES, DEFAULT_MAX_BYTES, SourceF
 from backend_audit.findings import Diagnostic, Finding, ScanResult, assign_fingerprints
 from backend_audit.index.project import ProjectIndex
 from backend_audit.parsing.source import SourceProblem, decode_source, parse_python
+from backend_audit.pickling import positional_pickle
 from backend_audit.parsing.summary import LineIndex, ModuleSummary, find_suppressions, summarize_module
 
 #: below this many files to summarize, a process pool costs more than it saves
 POOL_THRESHOLD = 24
 
 
+@positional_pickle
 @dataclass
 class FileSummary:
     """What the cache stores for one file: a pure function of its kind and bytes."""

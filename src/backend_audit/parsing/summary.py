@@ -31,12 +31,15 @@ import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend_audit.pickling import positional_pickle
+
 BUILTIN_NAMES = frozenset(dir(builtins))
 MAX_DESCRIBE_DEPTH = 6
 
 Value = tuple  # a value descriptor, see module docstring
 
 
+@positional_pickle
 @dataclass
 class Param:
     name: str
@@ -45,6 +48,7 @@ class Param:
     default: Value | None
 
 
+@positional_pickle
 @dataclass
 class CallSite:
     ref: str | None
@@ -59,6 +63,7 @@ class CallSite:
     star_kwargs: bool = False  # called with **something
 
 
+@positional_pickle
 @dataclass
 class Decorator:
     ref: str | None
@@ -67,6 +72,7 @@ class Decorator:
     is_call: bool
 
 
+@positional_pickle
 @dataclass
 class FunctionSummary:
     qualname: str
@@ -87,6 +93,7 @@ class FunctionSummary:
     bindings: dict[str, str] = field(default_factory=dict)
 
 
+@positional_pickle
 @dataclass
 class ClassAttr:
     value: Value
@@ -94,6 +101,7 @@ class ClassAttr:
     annotation: str | None = None
 
 
+@positional_pickle
 @dataclass
 class ClassSummary:
     qualname: str
@@ -112,6 +120,7 @@ class ClassSummary:
     parent: str | None = None
 
 
+@positional_pickle
 @dataclass
 class ModuleSummary:
     """Everything about one Python file that the index and the generic analyses need."""

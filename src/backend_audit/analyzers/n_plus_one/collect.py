@@ -22,6 +22,7 @@ constant, `("k", other constant)`, `("ch", root, steps)` a chain, `("list", [...
 from __future__ import annotations
 
 import ast
+import sys
 from typing import Any
 
 MODULE = "<module>"
@@ -281,7 +282,7 @@ class Collector:
                     elif tn is ast.Call:
                         f = n.func
                         fname = f.id if type(f) is ast.Name else (f.attr if type(f) is ast.Attribute else "")
-                        actx = f"{ARG}:{fname}"
+                        actx = sys.intern(f"{ARG}:{fname}")  # one string per name: a smaller pickle
                         for a in n.args:
                             self.expr(a.value if type(a) is ast.Starred else a, actx)
                         for k in n.keywords:

@@ -42,6 +42,7 @@ from backend_audit.parsing.summary import (
     _looks_like_type_ref,
     _Scope,
 )
+from backend_audit.pickling import positional_pickle
 
 Atoms = frozenset
 EMPTY: frozenset[str] = frozenset()
@@ -53,6 +54,7 @@ _LIMIT_BEFORE = re.compile(r"(?i)\b(?:LIMIT|FETCH\s+FIRST|TOP)\s*$")
 _HOST_PREFIX = re.compile(r"^(?:https?:)?//[^/?#\s{}%]+[/?#]")
 
 
+@positional_pickle
 @dataclass
 class CallFact:
     ref: str | None
@@ -71,6 +73,7 @@ class CallFact:
     hints: dict = field(default_factory=dict)
 
 
+@positional_pickle
 @dataclass
 class FuncFacts:
     #: (description, line, col, key) of each client-data read; key is e.g. "kwargs:slug" or ""
