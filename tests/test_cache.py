@@ -268,3 +268,20 @@ def test_old_version_folders_are_pruned(tmp_path):
     assert names == ["notes", "v0.0.3-old-abc", "v0.0.4-old-abc", "v9.9-cat"]
     assert cache.get("ab" + "0" * 38) == "v"
     assert (base / ".gitignore").read_text() == "*\n"
+
+
+def test_an_edit_rescans_one_file_and_gives_what_a_full_scan_gives(tmp_path, scan_in_process):
+    """After an edit most summaries come from the cache and one is fresh; the findings must be
+    exactly those of a scan without any cache (order of arrival must not matter)."""
+    import shutil
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    root = tmp_path / "shop"
+    shutil.copytree(fixtures / "example_shop", root)
+    first = scan_in_process(root, "--no-llm")
+    edited = sorted(root.rglob("views.py"))[0]
+    edited.write_text(edited.read_text() + "\n# edited\n")
+    incremental = scan_in_process(root, "--no-llm")
+    assert incremental["stats"]["cache_misses"] == 1
+    full = scan_in_process(root, "--no-llm", "--no-cache")
+    assert first["findings"] and incremental["findings"] == full["findings"]

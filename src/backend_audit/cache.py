@@ -33,6 +33,16 @@ KEEP_OTHER_VERSIONS = 2
 CACHEDIR_TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# backend-audit cache; safe to delete.\n"
 
 
+#: bytes before the pickle in a stored entry: magic and checksum (see `seal`)
+SEAL_SIZE = len(MAGIC) + 16
+
+
+def seal(payload: bytes) -> bytes:
+    """A stored entry: magic, checksum, then the pickle. Workers seal what they send, so the
+    parent writes a cold scan's pack without hashing 15 MB itself."""
+    return MAGIC + hashlib.blake2b(payload, digest_size=16).digest() + payload
+
+
 def content_key(kind: str, data: bytes) -> str:
     return hashlib.blake2b(kind.encode() + b"\0" + data, digest_size=20).hexdigest()
 
@@ -104,7 +114,7 @@ class SummaryCache:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    fh.write(MAGIC + hashlib.blake2b(payload, digest_size=16).digest() + payload)
+                    fh.write(seal(payload))
                 os.replace(tmp, target)
             except BaseException:
                 try:
@@ -115,17 +125,15 @@ class SummaryCache:
         except OSError:
             self.write_errors += 1  # a read-only cache folder slows the next run; it never fails this one
 
-    def put_many(self, items: list[tuple[str, bytes]]) -> None:
-        """Store many already pickled summaries as one pack file (one write instead of many)."""
-        if not items:
+    def put_many(self, entries: list[tuple[str, bytes]]) -> None:
+        """Store many sealed entries (`seal`) as one pack file (one write instead of many)."""
+        if not entries:
             return
         try:
             if not self._ready:
                 self.prepare()
             packs = self.directory / "packs"
             packs.mkdir(exist_ok=True)
-            entries = [(key, MAGIC + hashlib.blake2b(payload, digest_size=16).digest() + payload)
-                       for key, payload in items]
             index: dict[str, tuple[int, int]] = {}  # offsets from the start of the entries
             offset = 0
             for key, blob in entries:
@@ -228,9 +236,9 @@ def encode_entry(value: Any) -> bytes:
 
 
 def decode_entry(blob: bytes) -> Any | None:
-    if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 16:
+    if not blob.startswith(MAGIC) or len(blob) < SEAL_SIZE:
         return None
-    digest, payload = blob[len(MAGIC): len(MAGIC) + 16], blob[len(MAGIC) + 16:]
+    digest, payload = blob[len(MAGIC): SEAL_SIZE], blob[SEAL_SIZE:]
     if hashlib.blake2b(payload, digest_size=16).digest() != digest:
         return None
     try:

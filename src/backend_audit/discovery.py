@@ -131,8 +131,9 @@ def discover(paths: list[str], exclude: tuple[str, ...] = DEFAULT_EXCLUDES,
     found = Discovery(root=root)
     seen: set[str] = set()
 
-    def add(abs_path: Path, explicit: bool) -> None:
-        rel = shown(os.path.relpath(abs_path, root).replace(os.sep, "/"))
+    def add(abs_path: Path, explicit: bool, rel: str | None = None) -> None:
+        if rel is None:
+            rel = shown(os.path.relpath(abs_path, root).replace(os.sep, "/"))
         if rel in seen:
             return
         kind = kind_of(rel)
@@ -146,7 +147,7 @@ def discover(paths: list[str], exclude: tuple[str, ...] = DEFAULT_EXCLUDES,
             return
         seen.add(rel)
         try:
-            st = abs_path.stat()
+            st = os.stat(abs_path)
         except RuntimeError:
             found.diagnostics.append(Diagnostic(rel, "symlink-loop", "symbolic link loop; skipped"))
             return
@@ -192,12 +193,21 @@ def discover(paths: list[str], exclude: tuple[str, ...] = DEFAULT_EXCLUDES,
     return found
 
 
+def _rel_join(rel_dir: str, name: str) -> str:
+    """`name` below the relative folder `rel_dir` ("." is the root)."""
+    if not name:
+        return rel_dir
+    return name if rel_dir == "." else f"{rel_dir}/{name}"
+
+
 def _walk(directory: Path, root: Path, exclude: tuple[str, ...], add, found: Discovery) -> None:
     """Walk without git. A link to a folder inside the scanned tree is not followed (its files
     are scanned under their real name); one that leads back to its own ancestor is reported as a
     loop. Links leading outside are followed, with a guard against cycles out there."""
     visited: set[tuple[int, int]] = set()
     real_top = os.path.realpath(directory)
+    top = str(directory)
+    rel_top = shown(os.path.relpath(top, root).replace(os.sep, "/"))
 
     def onerror(exc: OSError) -> None:
         rel = shown(os.path.relpath(exc.filename or str(directory), root).replace(os.sep, "/"))
@@ -210,7 +220,8 @@ def _walk(directory: Path, root: Path, exclude: tuple[str, ...], add, found: Dis
         except OSError:
             dirnames[:] = []
             continue
-        rel_dir = shown(os.path.relpath(dirpath, root).replace(os.sep, "/"))
+        # os.walk joins names onto `top`: the relative folder is `rel_top` plus what it appended
+        rel_dir = _rel_join(rel_top, shown(dirpath[len(top):].lstrip(os.sep).replace(os.sep, "/")))
         if key in visited:
             found.diagnostics.append(Diagnostic(rel_dir, "symlink-loop", "symbolic link loop; folder skipped"))
             dirnames[:] = []
@@ -218,7 +229,7 @@ def _walk(directory: Path, root: Path, exclude: tuple[str, ...], add, found: Dis
         visited.add(key)
         keep = []
         for d in sorted(dirnames):
-            rel = d if rel_dir == "." else f"{rel_dir}/{d}"
+            rel = _rel_join(rel_dir, d)
             if _excluded(rel, exclude):
                 continue
             full = os.path.join(dirpath, d)
@@ -233,7 +244,7 @@ def _walk(directory: Path, root: Path, exclude: tuple[str, ...], add, found: Dis
             keep.append(d)
         dirnames[:] = keep
         for name in sorted(filenames):
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            rel = _rel_join(rel_dir, shown(name))
             if kind_of(rel) is None or _excluded(rel, exclude):
                 continue
-            add(Path(dirpath) / name, explicit=False)
+            add(Path(dirpath, name), explicit=False, rel=rel)

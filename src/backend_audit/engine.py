@@ -15,7 +15,7 @@ from typing import Any, Callable
 from backend_audit import __version__
 from backend_audit.analyzers import REGISTRY, load_analyzers
 from backend_audit.analyzers.base import AnalysisContext, Analyzer, FileUnit
-from backend_audit.cache import SummaryCache, content_key, encode_entry
+from backend_audit.cache import SEAL_SIZE, SummaryCache, content_key, encode_entry, seal
 from backend_audit.catalog import Catalog
 from backend_audit.discovery import DEFAULT_EXCLUDES, DEFAULT_MAX_BYTES, SourceFile, discover
 from backend_audit.findings import Diagnostic, Finding, ScanResult, assign_fingerprints
@@ -97,9 +97,9 @@ def summarize_file(kind: str, data: bytes, catalog: Catalog, analyzers: list[Ana
 
 
 def _summarize_encoded(job: tuple[str, bytes]) -> bytes:
-    """Summarize one file in a worker; pickled once, for the pipe and for the cache."""
+    """Summarize one file in a worker; pickled and sealed once, for the pipe and for the cache."""
     kind, data = job
-    return encode_entry(summarize_file(kind, data, _WORKER["catalog"], _WORKER["analyzers"]))
+    return seal(encode_entry(summarize_file(kind, data, _WORKER["catalog"], _WORKER["analyzers"])))
 
 
 # --- the scan --------------------------------------------------------------------------------
@@ -224,10 +224,12 @@ def _scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None,
         with ProcessPoolExecutor(max_workers=min(jobs, total), mp_context=ctx,
                                  initializer=_init_worker, initargs=(catalog, analyzers)) as pool:
             chunk = max(1, min(4, total // (jobs * 8) or 1))
+            # largest first: the last chunks are small files, so no worker finishes long after the other
+            todo.sort(key=lambda item: -len(raw[item[0].rel]))
             results = pool.map(_summarize_encoded, [(f.kind, raw[f.rel]) for f, _ in todo], chunksize=chunk)
-            for i, ((f, key), payload) in enumerate(zip(todo, results), 1):
-                summaries[f.rel] = pickle.loads(payload)
-                fresh.append((key, payload))
+            for i, ((f, key), sealed) in enumerate(zip(todo, results), 1):
+                summaries[f.rel] = pickle.loads(memoryview(sealed)[SEAL_SIZE:])
+                fresh.append((key, sealed))
                 if progress:
                     progress("summarize", i, total)
         if cache is not None:
@@ -241,6 +243,8 @@ def _scan(options: ScanOptions, catalog: Catalog, progress: ProgressFn | None,
             if progress:
                 progress("summarize", i, total)
 
+    # discovery order, whichever files came from the cache: the analyses never see the difference
+    summaries = {f.rel: summaries[f.rel] for f, _ in keys if f.rel in summaries}
     file_errors: list[Diagnostic] = list(load_errors)
     for rel in sorted(summaries):
         s = summaries[rel]
