@@ -275,6 +275,39 @@ def test_output_file_replaces_existing_file_whole(tmp_path, invoke):
     assert sorted(p.name for p in out.parent.iterdir()) == ["result.json"]
 
 
+def test_output_into_a_pipe_writes_into_it_and_leaves_it_a_pipe(tmp_path, invoke):
+    """`-o /dev/null`, `-o /dev/stdout` or a FIFO: written into, never renamed over (which would
+    replace /dev/null itself with a regular file)."""
+    import stat
+    import threading
+
+    marker_project(tmp_path)
+    write(tmp_path, "app.py", APP)
+    fifo = tmp_path / "results.pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    r = invoke([".", "--format", "json", "--no-cache", "-q", "-o", str(fifo)], tmp_path)
+    reader.join(timeout=30)
+    assert r.exit_code == 1, r.output
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert [f["rule"] for f in json.loads(received[0])["findings"]] == ["BA198", "BA498"]
+
+
+def test_output_through_a_symlink_replaces_the_file_it_points_to(tmp_path, invoke):
+    marker_project(tmp_path)
+    write(tmp_path, "app.py", APP)
+    real = tmp_path / "reports" / "latest.json"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "report.json"
+    link.symlink_to(real)
+    r = invoke([".", "--format", "json", "--no-cache", "-q", "-o", str(link)], tmp_path)
+    assert r.exit_code == 1, r.output
+    assert link.is_symlink() and json.loads(real.read_text())["findings"]
+
+
 def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     from backend_audit import output
 

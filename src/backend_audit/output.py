@@ -1,8 +1,14 @@
-"""Write results to a file atomically: a failure leaves the old file (or nothing), never half."""
+"""Write results to a file atomically: a failure leaves the old file (or nothing), never half.
+
+A device, pipe or socket (`-o /dev/null`, `-o /dev/stdout`, a FIFO) is written into instead:
+renaming a temporary file over it would replace `/dev/null` itself with a regular file. A
+symbolic link is followed, so the file it points to is replaced and the link stays.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -11,9 +17,27 @@ class OutputError(Exception):
     pass
 
 
+def _is_stream(target: Path) -> bool:
+    """A device, pipe or socket: something to write into, not a file to replace."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _resolved(path: str | Path) -> Path:
+    target = Path(path)
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
 def check_writable(path: str | Path) -> None:
     """Fail early (before a long scan) when `path` can certainly not be written."""
-    target = Path(path)
+    target = _resolved(path)
+    if _is_stream(target):
+        if not os.access(target, os.W_OK):
+            raise OutputError(f"cannot write output to {path}: permission denied")
+        return
     directory = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
         raise OutputError(f"cannot write output to {target}: it is a folder")
@@ -25,7 +49,14 @@ def check_writable(path: str | Path) -> None:
 
 
 def write_output(path: str | Path, text: str) -> None:
-    target = Path(path)
+    target = _resolved(path)
+    if _is_stream(target):
+        try:
+            with open(target, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise OutputError(f"cannot write output to {path}: {exc.strerror or exc}") from None
+        return
     directory = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
         raise OutputError(f"cannot write output to {target}: it is a folder")
