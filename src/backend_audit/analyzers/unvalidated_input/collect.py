@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 from backend_audit.analyzers.unvalidated_input.models import TaintModels
 from backend_audit.parsing.summary import (
@@ -103,10 +106,25 @@ class _Fn:
 
 
 def _union(values) -> frozenset[str]:
-    out: set[str] = set()
+    # most unions have at most one non-empty operand: that frozenset is returned as it is
+    # (no copy) when it is within the cap
+    first = None
+    out: set[str] | None = None
     for v in values:
         if v:
-            out |= v
+            if first is None:
+                first = v
+            elif out is None:
+                out = set(first)
+                out |= v
+            else:
+                out |= v
+    if out is None:
+        if first is None:
+            return EMPTY
+        if type(first) is frozenset and len(first) <= MAX_ATOMS:
+            return first
+        out = set(first)
     if len(out) > MAX_ATOMS:
         out = set(sorted(out)[:MAX_ATOMS])
     return frozenset(out)
@@ -116,14 +134,22 @@ def _numeric(atoms: frozenset[str]) -> frozenset[str]:
     return frozenset(a if a.startswith("n|") else "n|" + a for a in atoms)
 
 
-def _merge(envs: list[dict[str, frozenset[str]]]) -> dict[str, frozenset[str]]:
+def _merge(envs: list[dict[str, frozenset[str]]], paths: bool = True) -> dict[str, frozenset[str]]:
+    """The envs joined (`paths`: some env may hold an access-path key, see `_FnState.paths`)."""
     if len(envs) == 1:
         return dict(envs[0])
-    out: dict[str, frozenset[str]] = {}
-    for env in envs:
+    # start from a copy of the first env (same key order as inserting its keys one by one)
+    out: dict[str, frozenset[str]] = dict(envs[0])
+    get = out.get
+    for env in envs[1:]:
         for k, v in env.items():
-            old = out.get(k)
-            out[k] = v if old is None or old == v else (old | v)
+            old = get(k)
+            if old is None:
+                out[k] = v
+            elif old is not v and old != v:
+                out[k] = old | v
+    if not paths:
+        return out
     # an access path (`request.GET['next']`, `form.url`) cleaned by a guard on some paths only:
     # where it is missing, a read finds the data again through its base, so it is not clean
     for k in [k for k, v in out.items() if not v and not k.isidentifier()]:
@@ -144,6 +170,85 @@ def safe_prefix(s: str) -> bool:
     if s.startswith("/") and len(s) > 1 and s[1] not in "/\\":
         return True
     return bool(_HOST_PREFIX.match(s))
+
+
+class _Derived:
+    """What the collector derives from one `TaintModels` (built once per models object, not per
+    file): merged name sets."""
+
+    __slots__ = ("guard_name", "meth_flags", "meth_lists", "models", "ref_flags", "ref_lists", "runner_meths",
+                 "runner_refs", "source_attrs", "source_methods", "special_refs")
+
+    def __init__(self, models: TaintModels):
+        self.models = models
+        self.source_methods = models.request_methods | models.global_request_methods
+        #: every attribute `_source_attr` can accept (a cheap test before resolving the base)
+        self.source_attrs = models.request_attrs | models.global_request_attrs | {models.view_kwargs_attr}
+        self.runner_refs = {k: v for k, v in models.callback_runners.items() if k[:1] != "."}
+        self.runner_meths = {k[1:]: v for k, v in models.callback_runners.items() if k[:1] == "."}
+        self.meth_flags: dict[str, int] = {}  # method name -> `TaintCollector._meth_flags`
+        # pure functions of a callee ref, remembered across files (see `_remember`)
+        self.ref_flags: dict[str | None, int] = {}  # ref -> `TaintCollector._ref_flags`
+        self.guard_name: dict[str, bool] = {}  # ref -> its last segment matches models.guard_name
+        m = models
+        #: the catalog's lists of callee refs and their _R_* bits (and of method names, _M_* bits)
+        self.ref_lists = ((m.clean_calls, _R_CLEAN), (m.source_calls, _R_SOURCE), (m.regex_sub, _R_REGEX_SUB),
+                          (m.tail_calls, _R_TAIL), (m.numeric_calls, _R_NUMERIC), (m.consuming_sinks, _R_CONSUMING),
+                          (m.propagate_all, _R_PROPAGATE_ALL), (m.guard_calls, _R_GUARD),
+                          (m.anchored_regex_calls, _R_ANCHORED))
+        self.meth_lists = ((self.source_methods, _M_SOURCE), (_GETTERS, _M_GETTER), (self.runner_meths, _M_RUNNER),
+                           (m.container_writers, _M_CONTAINER), (m.clean_methods, _M_CLEAN),
+                           (m.containment_methods | m.guard_methods | m.anchored_regex_methods, _M_GUARDING),
+                           (_SPECIAL_METHODS, _M_SPECIAL))
+        #: every ref some _R_* list names (`TaintCollector._listed_ref_flags`)
+        self.special_refs = frozenset(self.runner_refs).union(*(names for names, _ in self.ref_lists))
+
+
+_DERIVED: _Derived | None = None
+_REMEMBERED = 20000  # entries kept per cache of `_Derived` (a worker sees every ref of its files)
+
+
+def _remember(cache: dict, key: Any, value: Any) -> Any:
+    """`cache[key] = value`, starting the cache over when it is full (bounded memory; a huge
+    dict also makes its lookups miss the CPU caches)."""
+    if len(cache) >= _REMEMBERED:
+        cache.clear()
+    cache[key] = value
+    return value
+
+# what the catalog says of a callee ref (`TaintCollector._ref_flags`) ...
+_R_RUNNER = 1  # callback_runners (by ref)
+_R_CLEAN = 2  # clean_calls
+_R_SOURCE = 4  # source_calls
+_R_REGEX_SUB = 8  # regex_sub
+_R_TAIL = 16  # tail_calls
+_R_NUMERIC = 32  # numeric_calls
+_R_PROJECT = 64  # `_possibly_project`
+_R_CONSUMING = 128  # consuming_sinks
+_R_CLASS = 256  # `name_is_class`
+_R_PROPAGATE_ALL = 512  # propagate_all
+_R_GUARD = 1024  # guard_calls
+_R_ANCHORED = 2048  # anchored_regex_calls
+_R_SPECIAL = _R_CLEAN | _R_SOURCE | _R_REGEX_SUB | _R_TAIL | _R_NUMERIC  # see `_special_call`
+# ... and of a method name (`TaintCollector._meth_flags`)
+_M_SOURCE = 1  # request_methods / global_request_methods
+_M_GETTER = 2  # `get`, `getlist`, ... (a read from a request mapping)
+_M_RUNNER = 4  # callback_runners (by method)
+_M_CONTAINER = 8  # container_writers
+_M_CLEAN = 16  # clean_methods
+_M_GUARDING = 32  # containment_methods, guard_methods or anchored_regex_methods
+_M_SPECIAL = 64  # `sub`, `format`, `update` (see `_special_call`)
+_SPECIAL_METHODS = frozenset(("sub", "format", "update"))
+_GETTERS = frozenset(("get", "getlist", "getone", "getall", "get_all"))
+_MISSING = object()
+
+
+def _derived(models: TaintModels) -> _Derived:
+    global _DERIVED
+    d = _DERIVED
+    if d is None or d.models is not models:  # holds `models`: its id cannot be reused meanwhile
+        d = _DERIVED = _Derived(models)
+    return d
 
 
 class TaintCollector(Summarizer):
@@ -167,7 +272,6 @@ class TaintCollector(Summarizer):
         self.module = module
         self.m = models
         self.out: dict[str, FuncFacts] = {}
-        self.import_values = set(self.summary.imports.values())
         self.regex_consts: dict[str, str] = {}
         for name, attr in module.assigns.items():
             v = attr.value
@@ -176,15 +280,42 @@ class TaintCollector(Summarizer):
                 self.regex_consts[name] = v[2][0][1]
         self.tree = tree
         self.discarded: ast.AST | None = None  # a call whose result is thrown away
-        self.has_limit = "LIMIT" in text or "limit" in text or "FETCH" in text
+        self.text = text  # for the lazy `has_limit` / `has_registry` (each a few scans of the text)
         self.class_attrs: dict[str, set[str]] = {}
-        self.source_methods = models.request_methods | models.global_request_methods
+        self.property_cache: dict[str, bool] = {}  # qualname -> _is_property (the module summary is fixed)
+        derived = _derived(models)
+        self.source_methods = derived.source_methods
+        self.source_attrs = derived.source_attrs
+        # pure functions of a ref, remembered for this file (small dicts: a process-wide one
+        # grows to every ref of the project and its lookups miss the CPU caches)
+        self.special_refs = derived.special_refs
+        self.ref_lists = derived.ref_lists
+        self.meth_lists = derived.meth_lists
+        self.ref_flags = derived.ref_flags
+        self.meth_flags = derived.meth_flags
+        self.guard_name_cache = derived.guard_name
+        #: `ref(callee)` of calls already resolved, valid while no name binding changes (`_rebound`)
+        self.func_refs: dict[ast.AST, str | None] = {}
+        self.name_refs: dict[str, str] = {}  # name -> `Summarizer.name_ref`, see `_rebound`
+        self.runner_refs = derived.runner_refs
+        self.runner_meths = derived.runner_meths
+
+    # Computed on first use (most files never ask): each scans the whole text a few times.
+    @cached_property
+    def has_limit(self) -> bool:
+        text = self.text
+        return "LIMIT" in text or "limit" in text or "FETCH" in text
+
+    @cached_property
+    def global_names(self) -> set[str]:
+        return {k for k, v in self.module.imports.items() if v in self.m.app_globals}
+
+    @cached_property
+    def has_registry(self) -> bool:
         # registry stores and reads look like `app[...]`, `config_dict[...]`, `extensions[...]`,
         # `.state.x` or `g.x` (with Flask's `g` imported): a cheap test that skips most files
-        self.global_names = {k for k, v in module.imports.items() if v in models.app_globals}
-        self.runner_refs = {k: v for k, v in models.callback_runners.items() if k[:1] != "."}
-        self.runner_meths = {k[1:]: v for k, v in models.callback_runners.items() if k[:1] == "."}
-        self.has_registry = bool(self.global_names) or "app[" in text or "application[" in text \
+        text = self.text
+        return bool(self.global_names) or "app[" in text or "application[" in text \
             or "config_dict[" in text or "extensions[" in text or ".state." in text or "app." in text
 
     # ----- driver --------------------------------------------------------------------------
@@ -193,7 +324,9 @@ class TaintCollector(Summarizer):
         self.scopes.append(_Scope(None))
         self.scopes[-1].func = _Fn(MODULE_SCOPE)  # type: ignore[assignment]
         self._defs(self.tree.body, "", None)
-        if self.has_registry:
+        # only an assignment to an item or attribute can store in a registry (`_registry_key`)
+        if any(type(n) is ast.Assign and any(type(t) in (ast.Subscript, ast.Attribute) for t in n.targets)
+               for n in self.tree.body) and self.has_registry:
             self._module_stores()
         return self.out
 
@@ -214,53 +347,72 @@ class TaintCollector(Summarizer):
                             facts.registry[k] = v
 
     def _defs(self, body: list[ast.stmt], prefix: str, cls: str | None) -> None:
+        top = cls is None and not prefix
         for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            t = type(node)
+            if t is ast.FunctionDef or t is ast.AsyncFunctionDef:
                 self._function(node, prefix + node.name, cls)
-            elif isinstance(node, ast.ClassDef):
+            elif t is ast.ClassDef:
                 self._defs(node.body, prefix + node.name + ".", prefix + node.name)
-            elif isinstance(node, (ast.If, ast.Try)) and cls is None and not prefix:
+            elif top and (t is ast.If or t is ast.Try):
                 self._defs(node.body, prefix, cls)
                 self._defs(node.orelse, prefix, cls)
-                for h in getattr(node, "handlers", []):
-                    self._defs(h.body, prefix, cls)
+                if t is ast.Try:
+                    for h in node.handlers:
+                        self._defs(h.body, prefix, cls)
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, cls: str | None,
                   closure: tuple[dict, FuncFacts, frozenset[str]] | None = None) -> None:
         scope = _Scope(None, cls)
-        scope.func = _Fn(qualname)  # type: ignore[assignment]
+        fn = scope.func = _Fn(qualname)  # type: ignore[assignment]
         args = node.args
-        params = [a for a in args.posonlyargs + args.args]
+        params = args.posonlyargs + args.args
+        has_positional = bool(params)
         if args.vararg:
             params.append(args.vararg)
-        params += args.kwonlyargs
+        if args.kwonlyargs:
+            params += args.kwonlyargs
         if args.kwarg:
             params.append(args.kwarg)
         env: dict[str, frozenset[str]] = {}
         facts = FuncFacts()
         self_name = None
-        is_static = any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in node.decorator_list)
-        for i, a in enumerate(params):
-            scope.params.add(a.arg)
-            if i == 0 and cls is not None and not is_static and a in args.posonlyargs + args.args:
-                self_name = a.arg
-                is_cm = any(isinstance(d, ast.Name) and d.id == "classmethod" for d in node.decorator_list)
-                scope.locals[a.arg] = f"@{cls}" if is_cm else f"@{cls}()"
-                continue
+        scope_params = scope.params
+        scope_locals = scope.locals
+        request_param_names = self.m.request_param_names
+        first = 0
+        if cls is not None and has_positional and not _decorated(node, "staticmethod"):
+            # the first positional parameter of a method is the instance (the class)
+            self_name = params[0].arg
+            scope_params.add(self_name)
+            scope_locals[self_name] = f"@{cls}" if _decorated(node, "classmethod") else f"@{cls}()"
+            first = 1
+        for i in range(first, len(params)):
+            a = params[i]
+            name = a.arg
+            scope_params.add(name)
             if a.annotation is not None:
                 ann = self.ref(a.annotation)
                 if ann and ann[0] != "$" and ann not in ("str", "int") and _looks_like_type_ref(ann):
-                    scope.locals[a.arg] = f"{ann}()"
-            if self._is_request_param(a):
-                facts.request_params.append(a.arg)
+                    scope_locals[name] = f"{ann}()"
+                is_request = self._is_request_annotation(name, ann)
+            else:
+                is_request = name in request_param_names
+            if is_request:
+                facts.request_params.append(name)
                 continue
-            env[a.arg] = frozenset((f"p:{a.arg}",))
+            env[name] = frozenset((f"p:{name}",))
         self.scopes.append(scope)
-        self.func_stack.append(_Fn(qualname))
-        st = _FnState(qualname, facts, self_name, set(facts.request_params))
+        self.func_stack.append(fn)  # (the same read-only qualname holder as the scope's)
+        self._rebound()
         # attributes that methods (processed in class-body order) store data in: `self.x = x`
-        st.tainted_attrs = self.class_attrs.setdefault(cls, set()) if cls and self_name else set()
-        st.param_names = set(env)
+        if cls and self_name:
+            tainted_attrs = self.class_attrs.get(cls)
+            if tainted_attrs is None:
+                tainted_attrs = self.class_attrs[cls] = set()
+        else:
+            tainted_attrs = set()
+        st = _FnState(qualname, facts, self_name, set(facts.request_params), tainted_attrs, set(env))
         saved = (getattr(self, "st", None),)
         self.st = st
         self.env = env
@@ -274,6 +426,7 @@ class TaintCollector(Summarizer):
         finally:
             self.scopes.pop()
             self.func_stack.pop()
+            self._rebound()
             self.st = saved[0]
         facts.ret = _union(st.ret)
         if st.exit_clean:
@@ -290,6 +443,7 @@ class TaintCollector(Summarizer):
         for inner, inner_q in st.nested:
             self.scopes.append(scope)
             self.func_stack.append(_Fn(qualname))
+            self._rebound()
             try:
                 # the enclosing variables it reads, when some place passed it data (see _closure_atoms)
                 c = st.closures.get(inner.name) if st.closures else None
@@ -298,6 +452,7 @@ class TaintCollector(Summarizer):
             finally:
                 self.scopes.pop()
                 self.func_stack.pop()
+                self._rebound()
 
     def _capture(self, closure: tuple[dict, FuncFacts, frozenset[str]], env: dict, scope: _Scope) -> None:
         """A nested function sees the enclosing function's variables. The client data they hold
@@ -369,6 +524,23 @@ class TaintCollector(Summarizer):
         self.st.facts.calls[j].hints["closure"] = captured
         return frozenset((f"r:{j}",))
 
+    def _registry_shaped(self, node: ast.AST) -> bool:
+        """False when `_registry_key(node)` is None whatever the names are bound to: a cheap test
+        (no ref resolved) that spares most files the text scans of `has_registry`."""
+        m = self.m
+        t = type(node)
+        if t is ast.Subscript:
+            c = node.value
+            if type(c) is ast.Name:  # as `_registry_key` tests it
+                return c.id in m.app_names or "Application()" in self.name_ref(c.id)
+            return type(c) is ast.Attribute and (c.attr in m.app_extension_attrs or c.attr in m.app_registry_attrs)
+        if t is ast.Attribute:
+            c = node.value
+            if type(c) is ast.Name:
+                return (c.id in self.global_names or c.id in m.app_names) and c.id not in self.env
+            return type(c) is ast.Attribute and (c.attr in m.app_state_attrs or c.attr in m.app_registry_attrs)
+        return False
+
     def _registry_key(self, node: ast.AST, store: bool = False) -> tuple[str, str, str] | None:
         """`request.app["repo"]`, `app[REPO_KEY]`, `request.config_dict["db"]`, `app.state.repo`,
         `current_app.extensions["repo"]`: (namespace, "s" for a string key / "r" for a key
@@ -417,152 +589,204 @@ class TaintCollector(Summarizer):
             return None
         return r
 
-    def _is_request_param(self, a: ast.arg) -> bool:
-        """A framework request object: by its annotation when it has one (`request: SearchRequest`
-        is a request *body model*, not the request), else by its name."""
-        ann = a.annotation
-        if ann is not None:
-            r = self.ref(ann)
-            if r is None:
-                return a.arg in self.m.request_param_names
-            return r in self.m.request_types or r.rsplit(".", 1)[-1] in ("Request", "HttpRequest", "BaseRequest",
-                                                                           "WSGIRequest", "ASGIRequest")
-        return a.arg in self.m.request_param_names
+    def _is_request_annotation(self, name: str, r: str | None) -> bool:
+        """A framework request object, for a parameter `name` annotated with ref `r`: by the
+        annotation when it resolves (`request: SearchRequest` is a request *body model*, not the
+        request), else by its name (as an unannotated parameter)."""
+        if r is None:
+            return name in self.m.request_param_names
+        return r in self.m.request_types or r.rsplit(".", 1)[-1] in ("Request", "HttpRequest", "BaseRequest",
+                                                                       "WSGIRequest", "ASGIRequest")
+
+    # ----- remembered refs ------------------------------------------------------------------
+    # `Summarizer.name_ref` / `ref` depend only on the name bindings (the scopes' locals and
+    # params), and the same names and callees are resolved again and again (a callee by `_call`,
+    # then by the statement handler, `_assign_name` and `_guard_call`). Both are remembered until
+    # a binding changes, which calls `_rebound`.
+    def name_ref(self, name: str) -> str:
+        refs = self.name_refs
+        r = refs.get(name)
+        if r is None:
+            r = refs[name] = Summarizer.name_ref(self, name)
+        return r
+
+    def _func_ref(self, func: ast.AST) -> str | None:
+        refs = self.func_refs
+        r = refs.get(func, _MISSING)
+        if r is _MISSING:
+            r = refs[func] = self.ref(func)
+        return r
+
+    def _rebound(self, name: str | None = None) -> None:
+        """The binding of `name` changed (a local bound), or of any name (None: a scope entered or
+        left, several names bound): forget what depends on it."""
+        if name is None:
+            self.name_refs.clear()
+        else:
+            self.name_refs.pop(name, None)
+        if self.func_refs:
+            self.func_refs.clear()  # (a callee's ref may start from any name)
 
     # ----- statements -----------------------------------------------------------------------
     def _block(self, stmts: list[ast.stmt], env: dict[str, frozenset[str]]) -> tuple[dict, bool]:
+        # each statement by its handler in _STMT (a dict lookup instead of a chain of type tests);
+        # a handler gets the env (also set as self.env) and returns the env after it and whether
+        # the statement leaves the block
+        stmt = _STMT
         for s in stmts:
-            env, term = self._stmt(s, env)
+            self.env = env
+            try:
+                handler = stmt[type(s)]
+            except KeyError:  # not an ast statement type known at import
+                handler = TaintCollector._s_other
+            env, term = handler(self, s, env)
             if term:
                 return env, True
         return env, False
 
-    def _stmt(self, s: ast.stmt, env: dict) -> tuple[dict, bool]:
-        self.env = env
-        t = type(s)
-        if t is ast.Assign:
-            v = self._ev(s.value)
-            for target in s.targets:
-                self._assign(target, v, s.value)
-            return self.env, False
-        if t is ast.Expr:
-            val = s.value
-            if isinstance(val, ast.Await):
-                val = val.value
-            self.discarded = val
+    def _s_assign(self, s: ast.Assign, env: dict) -> tuple[dict, bool]:
+        value = s.value
+        # (a call, most often: straight to its handler rather than through `_ev`)
+        v = self._call(value) if type(value) is ast.Call else self._ev(value)
+        for target in s.targets:
+            if type(target) is ast.Name:
+                self._assign_name(target.id, v, value)
+            else:
+                self._assign(target, v, value)
+        return self.env, False
+
+    def _s_expr(self, s: ast.Expr, env: dict) -> tuple[dict, bool]:
+        val = s.value
+        if type(val) is ast.Await:
+            val = val.value
+        self.discarded = val
+        if val is s.value and type(val) is ast.Call:
+            self._call(val)
+        else:
             self._ev(s.value)
-            if isinstance(val, ast.Call):
-                ref = self.ref(val.func)
-                if ref in self.m.terminating_calls:
-                    return self.env, True
-                if ref in self.m.validating_calls and val.args and isinstance(val.args[0], ast.Name):
-                    self.env[val.args[0].id] = EMPTY
-                elif self._possibly_project(ref):
-                    self._maybe_validated(val)
-            return self.env, False
-        if t is ast.Return:
-            self._exit(self.env)
-            if s.value is not None:
-                v = self._ev(s.value)
-                self._predicate_return(s.value)
-                self.st.ret.append(v)
-                st = self.st
-                if isinstance(s.value, ast.Tuple) and not any(isinstance(e, ast.Starred) for e in s.value.elts):
-                    items = [self._ev(e) for e in s.value.elts]
-                    if st.ret_items is None:
-                        st.ret_items = items
-                    elif st.ret_items and len(st.ret_items) == len(items):
-                        st.ret_items = [_union((a, b)) for a, b in zip(st.ret_items, items)]
-                    else:
-                        st.ret_items = []
+        if type(val) is ast.Call:
+            ref = self._func_ref(val.func)
+            m = self.m
+            if ref in m.terminating_calls:
+                return self.env, True
+            if ref in m.validating_calls and val.args and type(val.args[0]) is ast.Name:
+                self.env[val.args[0].id] = EMPTY
+            elif self._possibly_project(ref):
+                self._maybe_validated(val)
+        return self.env, False
+
+    def _s_return(self, s: ast.Return, env: dict) -> tuple[dict, bool]:
+        self._exit(self.env)
+        value = s.value
+        if value is not None:
+            v = self._ev(value)
+            self._predicate_return(value)
+            st = self.st
+            st.ret.append(v)
+            if type(value) is ast.Tuple and not any(type(e) is ast.Starred for e in value.elts):
+                items = [self._ev(e) for e in value.elts]
+                if st.ret_items is None:
+                    st.ret_items = items
+                elif st.ret_items and len(st.ret_items) == len(items):
+                    st.ret_items = [_union((a, b)) for a, b in zip(st.ret_items, items)]
                 else:
                     st.ret_items = []
-            return self.env, True
-        if t is ast.If:
-            return self._if(s, env)
-        if t is ast.AugAssign:
-            v = self._ev(s.value)
-            if isinstance(s.target, ast.Name):
-                self.env[s.target.id] = _union((self.env.get(s.target.id, EMPTY), v))
-                self.st.prefix_names.discard(s.target.id)
             else:
-                self._assign(s.target, _union((self._ev(s.target), v)), None)
-            return self.env, False
-        if t is ast.AnnAssign:
-            if s.value is not None:
-                self._assign(s.target, self._ev(s.value), s.value)
-                if isinstance(s.target, ast.Name):
-                    # `repo: ItemRepository = request.app["repo"]`: the declared class types the
-                    # local (its methods resolve, also when passed on as `repo.search`)
-                    # (as in the generic summary: the declaration wins unless the value is a constructor call)
-                    known = self.scopes[-1].locals.get(s.target.id, "$")
-                    ann = self.ref(s.annotation) if known[:1] == "$" or not known.endswith("()") else None
-                    if ann and ann[0] != "$" and ann not in ("str", "int") and _looks_like_type_ref(ann) \
-                            and self._possibly_project(ann):
-                        self.scopes[-1].locals[s.target.id] = f"{ann}()"
-            return self.env, False
-        if t in (ast.For, ast.AsyncFor, ast.While):
-            return self._loop(s, env)
-        if t is ast.Try or t.__name__ == "TryStar":
-            return self._try(s, env)
-        if t in (ast.With, ast.AsyncWith):
-            swallows = False
-            for item in s.items:
-                ctx = item.context_expr
-                if isinstance(ctx, ast.Call) and self.ref(ctx.func) in self.m.suppressing_contexts:
-                    swallows = True
-                v = self._ev(ctx)
-                if item.optional_vars is not None:
-                    if isinstance(item.optional_vars, ast.Name):
-                        r = self.ref(item.context_expr)
-                        self.scopes[-1].locals[item.optional_vars.id] = r or f"${item.optional_vars.id}"
-                        self.env[item.optional_vars.id] = v
-                    else:
-                        self._assign(item.optional_vars, v, None)
-            if swallows:
-                # `with suppress(ValueError): check(x)`: a failing check is swallowed, like `except: pass`
-                pre = dict(self.env)
-                body_env, term = self._block(s.body, dict(self.env))
-                return (pre if term else _merge([pre, body_env])), False
-            return self._block(s.body, self.env)
-        if t in (ast.Raise, ast.Continue, ast.Break):
-            if t is ast.Raise and s.exc is not None:
-                self._ev(s.exc)
-            return self.env, True
-        if t in (ast.FunctionDef, ast.AsyncFunctionDef):
-            q = f"{self.st.qualname}.<locals>.{s.name}"
-            if q not in self.st.seen_nested:
-                self.st.seen_nested.add(q)
-                self.st.nested.append((s, q))
-            if self.st.closures is None:
-                self.st.closures = {}
-            self.st.closures[s.name] = [q, s, None, False]
-            self.scopes[-1].locals[s.name] = f"@{q}"
-            self.env[s.name] = EMPTY
-            return self.env, False
-        if t is ast.Match:
-            subj = self._ev(s.subject)
-            outs = []
-            for case in s.cases:
-                e = dict(env)
-                for n in ast.walk(case.pattern):
-                    name = getattr(n, "name", None)
-                    if isinstance(name, str):
-                        e[name] = subj
-                e2, term = self._block(case.body, e)
-                if not term:
-                    outs.append(e2)
-            outs.append(env)
-            return _merge(outs), False
-        if t is ast.ImportFrom or t is ast.Import:
-            self._local_import(s)
-            return self.env, False
-        if t in _INERT:
-            return self.env, False
-        if t is ast.Assert:
-            # not a guard: `python -O` strips asserts
-            self._ev(s.test)
-            return self.env, False
+                st.ret_items = []
+        return self.env, True
+
+    def _s_augassign(self, s: ast.AugAssign, env: dict) -> tuple[dict, bool]:
+        v = self._ev(s.value)
+        if type(s.target) is ast.Name:
+            self.env[s.target.id] = _union((self.env.get(s.target.id, EMPTY), v))
+            self.st.prefix_names.discard(s.target.id)
+        else:
+            self._assign(s.target, _union((self._ev(s.target), v)), None)
+        return self.env, False
+
+    def _s_annassign(self, s: ast.AnnAssign, env: dict) -> tuple[dict, bool]:
+        if s.value is not None:
+            self._assign(s.target, self._ev(s.value), s.value)
+            if type(s.target) is ast.Name:
+                # `repo: ItemRepository = request.app["repo"]`: the declared class types the
+                # local (its methods resolve, also when passed on as `repo.search`)
+                # (as in the generic summary: the declaration wins unless the value is a constructor call)
+                known = self.scopes[-1].locals.get(s.target.id, "$")
+                ann = self.ref(s.annotation) if known[:1] == "$" or not known.endswith("()") else None
+                if ann and ann[0] != "$" and ann not in ("str", "int") and _looks_like_type_ref(ann) \
+                        and self._possibly_project(ann):
+                    self.scopes[-1].locals[s.target.id] = f"{ann}()"
+                    self._rebound(s.target.id)
+        return self.env, False
+
+    def _s_with(self, s: ast.With | ast.AsyncWith, env: dict) -> tuple[dict, bool]:
+        swallows = False
+        for item in s.items:
+            ctx = item.context_expr
+            if isinstance(ctx, ast.Call) and self.ref(ctx.func) in self.m.suppressing_contexts:
+                swallows = True
+            v = self._ev(ctx)
+            if item.optional_vars is not None:
+                if isinstance(item.optional_vars, ast.Name):
+                    r = self.ref(item.context_expr)
+                    self.scopes[-1].locals[item.optional_vars.id] = r or f"${item.optional_vars.id}"
+                    self._rebound(item.optional_vars.id)
+                    self.env[item.optional_vars.id] = v
+                else:
+                    self._assign(item.optional_vars, v, None)
+        if swallows:
+            # `with suppress(ValueError): check(x)`: a failing check is swallowed, like `except: pass`
+            pre = dict(self.env)
+            body_env, term = self._block(s.body, dict(self.env))
+            return (pre if term else _merge([pre, body_env], self.st.paths)), False
+        return self._block(s.body, self.env)
+
+    def _s_leave(self, s: ast.Raise | ast.Continue | ast.Break, env: dict) -> tuple[dict, bool]:
+        if type(s) is ast.Raise and s.exc is not None:
+            self._ev(s.exc)
+        return self.env, True
+
+    def _s_def(self, s: ast.FunctionDef | ast.AsyncFunctionDef, env: dict) -> tuple[dict, bool]:
+        q = f"{self.st.qualname}.<locals>.{s.name}"
+        if q not in self.st.seen_nested:
+            self.st.seen_nested.add(q)
+            self.st.nested.append((s, q))
+        if self.st.closures is None:
+            self.st.closures = {}
+        self.st.closures[s.name] = [q, s, None, False]
+        self.scopes[-1].locals[s.name] = f"@{q}"
+        self._rebound(s.name)
+        self.env[s.name] = EMPTY
+        return self.env, False
+
+    def _s_match(self, s: ast.Match, env: dict) -> tuple[dict, bool]:
+        subj = self._ev(s.subject)
+        outs = []
+        for case in s.cases:
+            e = dict(env)
+            for n in ast.walk(case.pattern):
+                name = getattr(n, "name", None)
+                if isinstance(name, str):
+                    e[name] = subj
+            e2, term = self._block(case.body, e)
+            if not term:
+                outs.append(e2)
+        outs.append(env)
+        return _merge(outs, self.st.paths), False
+
+    def _s_import(self, s: ast.Import | ast.ImportFrom, env: dict) -> tuple[dict, bool]:
+        self._local_import(s)
+        return self.env, False
+
+    def _s_inert(self, s: ast.stmt, env: dict) -> tuple[dict, bool]:
+        return self.env, False
+
+    def _s_assert(self, s: ast.Assert, env: dict) -> tuple[dict, bool]:
+        # not a guard: `python -O` strips asserts
+        self._ev(s.test)
+        return self.env, False
+
+    def _s_other(self, s: ast.stmt, env: dict) -> tuple[dict, bool]:
         for child in ast.iter_child_nodes(s):
             if isinstance(child, ast.expr):
                 self._ev(child)
@@ -571,8 +795,11 @@ class TaintCollector(Summarizer):
     def _exit(self, env: dict) -> None:
         """A normal exit (return / end of body): which parameters are clean here?"""
         st = self.st
-        clean = {p for p in st.param_names if not env.get(p)}
-        st.exit_clean = clean if st.exit_clean is None else (st.exit_clean & clean)
+        done = st.exit_clean
+        if done is not None and not done:
+            return  # no parameter is clean at every exit: nothing left to intersect
+        clean = {p for p in st.param_names if not env.get(p)} if st.param_names else set()
+        st.exit_clean = clean if done is None else (done & clean)
 
     def _maybe_validated(self, call: ast.Call) -> None:
         """`validate_sort(sort)` as a statement: after it, `sort` carries its atoms only in case
@@ -581,10 +808,14 @@ class TaintCollector(Summarizer):
         if j is None:
             return
         env = self.env
-        named = [(str(i), a) for i, a in enumerate(call.args)] + [(k.arg, k.value) for k in call.keywords if k.arg]
-        for slot, a in named:
-            if isinstance(a, ast.Name) and env.get(a.id):
-                env[a.id] = frozenset(x if x.startswith("g:") else f"g:{j}:{slot}|{x}" for x in env[a.id])
+        # positional slots, then keywords (in order: a name passed twice sees its first rewrite)
+        for i, a in enumerate(call.args):
+            if type(a) is ast.Name and env.get(a.id):
+                env[a.id] = frozenset(x if x.startswith("g:") else f"g:{j}:{i}|{x}" for x in env[a.id])
+        for k in call.keywords:
+            a = k.value
+            if k.arg and type(a) is ast.Name and env.get(a.id):
+                env[a.id] = frozenset(x if x.startswith("g:") else f"g:{j}:{k.arg}|{x}" for x in env[a.id])
 
     def _predicate_return(self, value: ast.expr) -> None:
         """`return value in SORTS`, `return bool(SLUG_RE.fullmatch(s))`: what each parameter
@@ -598,17 +829,27 @@ class TaintCollector(Summarizer):
         env = dict(self.env)
         on_true, _ = self._guard(value)
         self._apply_clean(env, on_true)
-        got = {p: env.get(p, EMPTY) for p in st.param_names}
+        # what each parameter holds here (joined with the earlier returns), keeping those that
+        # no longer carry themselves
+        pred: dict[str, frozenset[str]] = {}
         if st.pred is None:
-            st.pred = got
+            for p in st.param_names:
+                v = env.get(p, EMPTY)
+                if f"p:{p}" not in v:
+                    pred[p] = v
         else:
-            st.pred = {p: _union((st.pred[p], got[p])) for p in st.pred if p in got}
-        st.pred = {p: v for p, v in st.pred.items() if f"p:{p}" not in v}
+            for p, old in st.pred.items():  # (every key is a parameter name)
+                v = _union((old, env.get(p, EMPTY)))
+                if f"p:{p}" not in v:
+                    pred[p] = v
+        st.pred = pred
 
     def _apply_clean(self, env: dict, names) -> dict:
         """Clean what a guard checked in `env`; a deferred entry (`?j:slot:name`, a project
         predicate judged by its body in solve.py) marks the atoms instead. Returns the old values."""
         saved: dict = {}
+        if not names:
+            return saved
         for n in sorted(names):  # sets: a fixed order keeps nested `q:` markers independent of hashing
             if n[0] == "?":
                 j, slot, name = n[1:].split(":", 2)
@@ -617,6 +858,8 @@ class TaintCollector(Summarizer):
                     saved.setdefault(name, old)
                     env[name] = frozenset(f"q:{j}:{slot}|{x}" for x in old)
             elif n in env or not n.isidentifier():
+                if not n.isidentifier():
+                    self.st.paths = True
                 saved.setdefault(n, env.get(n))
                 env[n] = EMPTY
         return saved
@@ -636,36 +879,78 @@ class TaintCollector(Summarizer):
                 name = alias.asname or alias.name.split(".")[0]
                 locals_[name] = alias.name if alias.asname else name
                 self.env.pop(name, None)
+        self._rebound()
 
     def _assign(self, target: ast.AST, v: frozenset[str], value: ast.AST | None) -> None:
+        tt = type(target)
+        if tt is ast.Name:
+            self._assign_name(target.id, v, value)
+            return
         env = self.env
         st = self.st
-        if value is not None and self.has_registry and type(target) in (ast.Subscript, ast.Attribute):
-            k = self._registry_key(target, store=True)
+        if value is not None and (tt is ast.Attribute or tt is ast.Subscript) and self._registry_shaped(target) \
+                and self.has_registry:
+            self._registry_store(target, value)
+        if tt is ast.Tuple or tt is ast.List:
+            if type(value) in (ast.Tuple, ast.List) and len(value.elts) == len(target.elts):
+                for t, e in zip(target.elts, value.elts):
+                    self._assign(t, self._ev(e), e)
+            elif len(v) == 1 and next(iter(v)).startswith("r:") and "#" not in next(iter(v)) \
+                    and not any(type(t) is ast.Starred for t in target.elts):
+                r = next(iter(v))
+                for i, t in enumerate(target.elts):
+                    self._assign(t, frozenset((f"{r}#{i}",)), None)
+            else:
+                for t in target.elts:
+                    self._assign(t.value if type(t) is ast.Starred else t, v, None)
+        elif tt is ast.Attribute:
+            if type(target.value) is ast.Name:
+                st.paths = True
+                env[f"{target.value.id}.{target.attr}"] = v
+                if target.value.id == st.self_name and v and st.self_name:
+                    st.tainted_attrs.add(target.attr)
+                    w = st.facts.attr_writes
+                    if w is None:
+                        w = st.facts.attr_writes = {}
+                    w[target.attr] = _union((w.get(target.attr, EMPTY), v))
+        elif tt is ast.Subscript:
+            base = target.value
+            key = self._ev(target.slice)
+            if type(base) is ast.Name:
+                if not self._chosen_key(target.slice):
+                    st.const_key_dicts.discard(base.id)
+                env[base.id] = _union((env.get(base.id, EMPTY), v, key))
+            elif type(base) is ast.Attribute and type(base.value) is ast.Name:
+                k = f"{base.value.id}.{base.attr}"
+                st.paths = True
+                env[k] = _union((env.get(k, EMPTY), v, key))
+        elif tt is ast.Starred:
+            self._assign(target.value, v, None)
+
+    def _assign_name(self, name: str, v: frozenset[str], value: ast.AST | None) -> None:
+        env = self.env
+        st = self.st
+        if st.registry_names:
+            st.registry_names.pop(name, None)
+        vt = type(value)
+        if value is not None and vt in (ast.Subscript, ast.Attribute, ast.Await) \
+                and self._registry_shaped(value.value if vt is ast.Await else value) and self.has_registry:
+            k = self._registry_key(value.value if vt is ast.Await else value)
             if k is not None:
-                r = self._stored_ref(value)
-                if r:
-                    reg = st.facts.registry
-                    if reg is None:
-                        reg = st.facts.registry = {}
-                    reg[k] = r
-        if isinstance(target, ast.Name):
-            name = target.id
-            if st.registry_names:
-                st.registry_names.pop(name, None)
-            if value is not None and self.has_registry and type(value) in (ast.Subscript, ast.Attribute, ast.Await):
-                k = self._registry_key(value.value if isinstance(value, ast.Await) else value)
-                if k is not None:
-                    if st.registry_names is None:
-                        st.registry_names = {}
-                    st.registry_names[name] = k
-            env[name] = v
-            if name in st.param_names:
-                st.reassigned.add(name)
-            if st.item_guards:  # a checked item of the old value says nothing about the new one
-                for k in [k for k in env if k.startswith((f"{name}[", f"{name}."))]:
-                    del env[k]
-            # what is known of the value's shape: forget the old, learn the new
+                if st.registry_names is None:
+                    st.registry_names = {}
+                st.registry_names[name] = k
+        env[name] = v
+        if name in st.param_names:
+            st.reassigned.add(name)
+        if st.item_guards:  # a checked item of the old value says nothing about the new one
+            for k in [k for k in env if k.startswith((f"{name}[", f"{name}."))]:
+                del env[k]
+        # what is known of the value's shape: forget the old, learn the new (`shaped` holds
+        # every name that may be in one of these, so most assignments skip the nine removals)
+        shaped = st.shaped
+        if name in shaped:
+            shaped.discard(name)
             st.list_names.discard(name)
             st.prefix_names.discard(name)
             st.const_names.discard(name)
@@ -675,87 +960,125 @@ class TaintCollector(Summarizer):
             st.normalized.discard(name)
             st.const_key_dicts.discard(name)
             st.const_keys.discard(name)
-            if st.closures:
-                st.closures.pop(name, None)
-            if value is None:
-                self.scopes[-1].locals[name] = f"${name}"
-                return
+        if st.closures:
+            st.closures.pop(name, None)
+        if value is None:
+            self.scopes[-1].locals[name] = f"${name}"
+            self._rebound(name)
+            return
+        if vt is ast.Call:
+            # `Summarizer.ref` of a call is its callee's ref + "()" (the callee was just resolved)
+            fr = self._func_ref(value.func)
+            self.scopes[-1].locals[name] = (None if fr is None else f"{fr}()") or f"${name}"
+        else:
             self.scopes[-1].locals[name] = self.ref(value) or f"${name}"
-            vt = type(value)
-            if vt is ast.Call:
-                vref = self.ref(value.func)
-                m = self.m
-                if value.args and isinstance(value.args[0], ast.Name) and vref in m.url_parsers:
-                    st.parsed_of[name] = value.args[0].id
-                if vref in m.file_objects:
-                    st.fileobj_of[name] = value
-                if vref in m.normalizing_calls or (isinstance(value.func, ast.Attribute)
-                                                   and value.func.attr in m.normalizing_methods):
-                    st.normalized.add(name)
-                if vref in ("shlex.split", "builtins.list", "builtins.tuple"):
-                    st.list_names.add(name)
-            if vt in (ast.Call, ast.Compare, ast.BoolOp, ast.UnaryOp):
-                g = self._guard(value)
-                if g[0] or g[1]:
-                    st.guard_vars[name] = g  # `ok = url_has_allowed_host_and_scheme(url)` ... `if ok:`
-            if vt in (ast.List, ast.Tuple, ast.ListComp):
-                st.list_names.add(name)
-            if vt in (ast.JoinedStr, ast.BinOp, ast.Constant, ast.Name, ast.Call) and self._fixed(value):
-                st.prefix_names.add(name)
-            if vt in (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Call) and _const_collection(value):
-                st.const_names.add(name)
-            if vt in (ast.Dict, ast.DictComp, ast.Name, ast.Call) and self._const_keys(value):
-                st.const_key_dicts.add(name)
-        elif isinstance(target, (ast.Tuple, ast.List)):
-            if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
-                for t, e in zip(target.elts, value.elts):
-                    self._assign(t, self._ev(e), e)
-            elif len(v) == 1 and next(iter(v)).startswith("r:") and "#" not in next(iter(v)) \
-                    and not any(isinstance(t, ast.Starred) for t in target.elts):
-                r = next(iter(v))
-                for i, t in enumerate(target.elts):
-                    self._assign(t, frozenset((f"{r}#{i}",)), None)
+        self._rebound(name)
+        # What the value's shape tells, by its type. The tests run in this order for every type:
+        # guard, list, fixed prefix, constant collection, constant keys (`_fixed` and
+        # `_const_keys` may evaluate parts, recording sources). A test is left out where it is
+        # False for that type without evaluating anything.
+        if vt is ast.Call:
+            func = value.func
+            if fr is not None and _callee_root(func) not in (name, None):
+                # `f(...)` / `obj.f(...)` with another name than the one just bound: its ref
+                # (`Summarizer.ref` follows the name) is still `fr`
+                vref = self.func_refs[func] = fr
             else:
-                for t in target.elts:
-                    self._assign(t.value if isinstance(t, ast.Starred) else t, v, None)
-        elif isinstance(target, ast.Attribute):
-            if isinstance(target.value, ast.Name):
-                env[f"{target.value.id}.{target.attr}"] = v
-                if target.value.id == st.self_name and v and st.self_name:
-                    st.tainted_attrs.add(target.attr)
-                    w = st.facts.attr_writes
-                    if w is None:
-                        w = st.facts.attr_writes = {}
-                    w[target.attr] = _union((w.get(target.attr, EMPTY), v))
-        elif isinstance(target, ast.Subscript):
-            base = target.value
-            key = self._ev(target.slice)
-            if isinstance(base, ast.Name) and not self._chosen_key(target.slice):
-                st.const_key_dicts.discard(base.id)
-            if isinstance(base, ast.Name):
-                env[base.id] = _union((env.get(base.id, EMPTY), v, key))
-            elif isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name):
-                k = f"{base.value.id}.{base.attr}"
-                env[k] = _union((env.get(k, EMPTY), v, key))
-        elif isinstance(target, ast.Starred):
-            self._assign(target.value, v, None)
+                vref = self._func_ref(func)  # the new binding may change it (`x = x.strip()`)
+            m = self.m
+            if value.args and type(value.args[0]) is ast.Name and vref in m.url_parsers:
+                st.parsed_of[name] = value.args[0].id
+                shaped.add(name)
+            if vref in m.file_objects:
+                st.fileobj_of[name] = value
+                shaped.add(name)
+            if vref in m.normalizing_calls or (type(func) is ast.Attribute and func.attr in m.normalizing_methods):
+                st.normalized.add(name)
+                shaped.add(name)
+            if vref in ("shlex.split", "builtins.list", "builtins.tuple"):
+                st.list_names.add(name)
+                shaped.add(name)
+            self._guard_shape(name, value)
+            ft = type(func)
+            if ft is ast.Attribute:
+                # of a call, only `"...".format(...)` can be a fixed prefix
+                if func.attr == "format" and self._fixed(value):
+                    self._add_shape(st.prefix_names, name)
+            elif ft is ast.Name:
+                # and only `frozenset(...)`, `set(...)`, `tuple(...)` / `dict(...)` constant ones
+                self._collection_shape(name, value)
+        elif vt is ast.Name:
+            if self._fixed(value):
+                self._add_shape(st.prefix_names, name)
+            if self._const_keys(value):
+                self._add_shape(st.const_key_dicts, name)
+        elif vt is ast.Constant or vt is ast.JoinedStr or vt is ast.BinOp:
+            if self._fixed(value):
+                self._add_shape(st.prefix_names, name)
+        elif vt is ast.Compare or vt is ast.BoolOp or vt is ast.UnaryOp:
+            self._guard_shape(name, value)
+        elif vt is ast.List or vt is ast.Tuple:
+            self._add_shape(st.list_names, name)
+            if _const_collection(value):
+                self._add_shape(st.const_names, name)
+        elif vt is ast.ListComp:
+            self._add_shape(st.list_names, name)
+        elif vt is ast.Set:
+            if _const_collection(value):
+                self._add_shape(st.const_names, name)
+        elif vt is ast.Dict:
+            self._collection_shape(name, value)
+        elif vt is ast.DictComp and self._const_keys(value):
+            self._add_shape(st.const_key_dicts, name)
+
+    def _collection_shape(self, name: str, value: ast.Call | ast.Dict) -> None:
+        """A collection of constants (`const_names`); a mapping whose keys the code chose (`const_key_dicts`)."""
+        if _const_collection(value):
+            self._add_shape(self.st.const_names, name)
+        if self._const_keys(value):
+            self._add_shape(self.st.const_key_dicts, name)
+
+    def _add_shape(self, names: set[str], name: str) -> None:
+        names.add(name)
+        self.st.shaped.add(name)
+
+    def _guard_shape(self, name: str, value: ast.expr) -> None:
+        g = self._guard(value)
+        if g[0] or g[1]:
+            self.st.guard_vars[name] = g  # `ok = url_has_allowed_host_and_scheme(url)` ... `if ok:`
+            self.st.shaped.add(name)
+
+    def _registry_store(self, target: ast.Attribute | ast.Subscript, value: ast.AST) -> None:
+        """`app["repo"] = Repo(pool)`, `app.state.repo = ...`: kept in `FuncFacts.registry`."""
+        k = self._registry_key(target, store=True)
+        if k is not None:
+            r = self._stored_ref(value)
+            if r:
+                facts = self.st.facts
+                if facts.registry is None:
+                    facts.registry = {}
+                facts.registry[k] = r
 
     def _if(self, s: ast.If, env: dict) -> tuple[dict, bool]:
         self._ev(s.test)
         on_true, on_false = self._guard(s.test)
         e_true = dict(self.env)
-        self._apply_clean(e_true, on_true)
-        e_false = dict(self.env)
-        self._apply_clean(e_false, on_false)
+        if on_true:
+            self._apply_clean(e_true, on_true)
+        # the false branch takes the env itself (no copy): nothing else reads it after this
+        # statement (the block goes on with what the statement returns)
+        e_false = self.env
+        if on_false:
+            self._apply_clean(e_false, on_false)
         e1, t1 = self._block(s.body, e_true)
-        e2, t2 = self._block(s.orelse, e_false)
+        e2, t2 = self._block(s.orelse, e_false) if s.orelse else (e_false, False)
         if t1 and t2:
             return e1, True
         if t1:
             return e2, False
         if t2:
             return e1, False
-        return _merge([e1, e2]), False
+        return _merge([e1, e2], self.st.paths), False
 
     def _loop(self, s, env: dict) -> tuple[dict, bool]:
         # a second pass over the body only when a variable live before the loop gained atoms
@@ -764,31 +1087,33 @@ class TaintCollector(Summarizer):
             self._ev(s.test)
             before = dict(self.env)
             e1, _ = self._block(s.body, dict(self.env))
-            merged = _merge([env, e1])
+            merged = _merge([env, e1], self.st.paths)
             out = merged
             if _carried(before, merged):
                 e2, _ = self._block(s.body, dict(merged))
-                out = _merge([merged, e2])
+                out = _merge([merged, e2], self.st.paths)
         else:
             it = self._ev(s.iter)
             if isinstance(s.target, ast.Name):
                 r = self.ref(s.iter)
                 self.scopes[-1].locals[s.target.id] = f"{r}[]" if r else f"${s.target.id}"
+                self._rebound(s.target.id)
             self._assign_loose(s.target, it)
             if isinstance(s.target, ast.Name):
                 if not it and self._key_collection(s.iter):
                     self.st.const_keys.add(s.target.id)
+                    self.st.shaped.add(s.target.id)
                 else:
                     self.st.const_keys.discard(s.target.id)
             before = dict(self.env)
             e1, _ = self._block(s.body, dict(self.env))
-            merged = _merge([env, e1])
+            merged = _merge([env, e1], self.st.paths)
             out = merged
             if _carried(before, merged):
                 self.env = merged
                 self._assign_loose(s.target, it)
                 e2, _ = self._block(s.body, dict(self.env))
-                out = _merge([merged, e2])
+                out = _merge([merged, e2], self.st.paths)
         e3, _t3 = self._block(s.orelse, out)
         return e3, False
 
@@ -807,7 +1132,7 @@ class TaintCollector(Summarizer):
         pre = dict(env)
         body_env, body_term = self._block(s.body, dict(env))
         # an exception can leave the body anywhere: a handler starts from any state it passed
-        entry = _merge([pre, body_env])
+        entry = _merge([pre, body_env], self.st.paths)
         outs = []
         if not body_term:
             e2, t2 = self._block(s.orelse, body_env)
@@ -824,7 +1149,7 @@ class TaintCollector(Summarizer):
             if s.finalbody:
                 self._block(s.finalbody, dict(entry))
             return entry, True
-        out = _merge(outs)
+        out = _merge(outs, self.st.paths)
         if s.finalbody:
             return self._block(s.finalbody, out)
         return out, False
@@ -832,30 +1157,33 @@ class TaintCollector(Summarizer):
     # ----- guards ---------------------------------------------------------------------------
     def _guard(self, test: ast.expr) -> tuple[set[str], set[str]]:
         """Names made clean when `test` is true, and when it is false."""
-        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-            t, f = self._guard(test.operand)
-            return f, t
-        if isinstance(test, ast.BoolOp):
-            parts = [self._guard(v) for v in test.values]
-            if isinstance(test.op, ast.And):
-                return set().union(*(p[0] for p in parts)), set.intersection(*(p[1] for p in parts))
-            return set.intersection(*(p[0] for p in parts)), set().union(*(p[1] for p in parts))
-        if isinstance(test, ast.NamedExpr):
-            return self._guard(test.value)
-        if isinstance(test, ast.Name):
+        t = type(test)  # the most frequent tests first
+        if t is ast.Call:
+            if len(test.args) == 1 and not test.keywords and self._func_ref(test.func) == "builtins.bool":
+                return self._guard(test.args[0])
+            return self._guard_call(test), set()
+        if t is ast.Compare:
+            if len(test.ops) == 1 and type(test.left) is ast.Call and type(test.ops[0]) in (ast.Is, ast.IsNot) \
+                    and type(test.comparators[0]) is ast.Constant and test.comparators[0].value is None:
+                got = self._guard_call(test.left)  # `PATTERN.fullmatch(s) is not None`
+                return (got, set()) if type(test.ops[0]) is ast.IsNot else (set(), got)
+            return self._guard_compare(test)
+        if t is ast.Name:
             # a falsy value ("", 0, None, {}) carries nothing: the false branch cleans the name
             g = self.st.guard_vars.get(test.id)
             return (set(g[0]), set(g[1]) | {test.id}) if g else (set(), {test.id})
-        if isinstance(test, ast.Compare):
-            if len(test.ops) == 1 and isinstance(test.left, ast.Call) and isinstance(test.ops[0], (ast.Is, ast.IsNot)) \
-                    and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None:
-                got = self._guard_call(test.left)  # `PATTERN.fullmatch(s) is not None`
-                return (got, set()) if isinstance(test.ops[0], ast.IsNot) else (set(), got)
-            return self._guard_compare(test)
-        if isinstance(test, ast.Call):
-            if len(test.args) == 1 and not test.keywords and self.ref(test.func) == "builtins.bool":
-                return self._guard(test.args[0])
-            return self._guard_call(test), set()
+        if t is ast.UnaryOp:
+            if type(test.op) is ast.Not:
+                on_true, on_false = self._guard(test.operand)
+                return on_false, on_true
+            return set(), set()
+        if t is ast.BoolOp:
+            parts = [self._guard(v) for v in test.values]
+            if type(test.op) is ast.And:
+                return set().union(*(p[0] for p in parts)), set.intersection(*(p[1] for p in parts))
+            return set.intersection(*(p[0] for p in parts)), set().union(*(p[1] for p in parts))
+        if t is ast.NamedExpr:
+            return self._guard(test.value)
         return set(), set()
 
     def _guard_compare(self, test: ast.Compare) -> tuple[set[str], set[str]]:
@@ -919,26 +1247,29 @@ class TaintCollector(Summarizer):
         return None
 
     def _guard_call(self, call: ast.Call) -> set[str]:
-        ref = self.ref(call.func)
+        ref = self._func_ref(call.func)
         m = self.m
         args = call.args
-        if ref in m.guard_calls:
+        rflags = self.ref_flags.get(ref)
+        if rflags is None:
+            rflags = self._ref_flags(ref)
+        if rflags & _R_GUARD:
             if ref.endswith("fullmatch") and len(args) >= 2:
                 return self._checked(args[1:2])
             kw = [k.value for k in call.keywords if k.arg in ("url", "value", "string", "obj")]
             return self._checked(args[:1] + kw)
-        if ref in m.anchored_regex_calls and len(args) >= 2:
+        if rflags & _R_ANCHORED and len(args) >= 2:
             if isinstance(args[0], ast.Constant) and isinstance(args[0].value, str) and anchored(args[0].value):
                 return self._checked(args[1:2])
             if isinstance(args[0], ast.Name) and args[0].id in self.regex_consts and anchored(self.regex_consts[args[0].id]):
                 return self._checked(args[1:2])
             return set()
-        if isinstance(call.func, ast.Attribute):
+        if type(call.func) is ast.Attribute and self._meth_bits(call.func.attr) & _M_GUARDING:
             meth = call.func.attr
             recv = call.func.value
             if meth in m.containment_methods:
                 # a containment check holds only on a normalised path (no `..` left to escape)
-                if isinstance(recv, ast.Name) and recv.id in self.st.normalized and args and not self._ev(args[0]):
+                if type(recv) is ast.Name and recv.id in self.st.normalized and args and not self._ev(args[0]):
                     return {recv.id}
                 return set()
             if meth in m.guard_methods:
@@ -948,17 +1279,25 @@ class TaintCollector(Summarizer):
             if meth in m.anchored_regex_methods and isinstance(recv, ast.Name) and recv.id in self.regex_consts \
                     and anchored(self.regex_consts[recv.id]):
                 return self._checked(args[:1])
-        if ref and self._possibly_project(ref):
+        if rflags & _R_PROJECT:  # (`_possibly_project`, never of an empty ref)
             # a project predicate: solve.py judges it by its body (`return value in SORTS`), or by
             # its name (`is_safe_url(target)`) when the body is not in the project
             out: set[str] = set()
             j = self.st.call_ids.get((call.lineno, call.col_offset, call.end_lineno, call.end_col_offset))
-            named = [(str(i), a) for i, a in enumerate(args)] + [(k.arg, k.value) for k in call.keywords if k.arg]
             if j is not None:
-                for slot, a in named:
-                    if isinstance(a, ast.Name) and self.env.get(a.id):
-                        out.add(f"?{j}:{slot}:{a.id}")
-            if self.m.guard_name.search(ref.rsplit(".", 1)[-1].lstrip("@")):
+                env = self.env
+                for i, a in enumerate(args):
+                    if type(a) is ast.Name and env.get(a.id):
+                        out.add(f"?{j}:{i}:{a.id}")
+                for k in call.keywords:
+                    a = k.value
+                    if k.arg and type(a) is ast.Name and env.get(a.id):
+                        out.add(f"?{j}:{k.arg}:{a.id}")
+            guard_named = self.guard_name_cache.get(ref)
+            if guard_named is None:
+                guard_named = _remember(self.guard_name_cache, ref,
+                                        bool(self.m.guard_name.search(ref.rsplit(".", 1)[-1].lstrip("@"))))
+            if guard_named:
                 # access paths (`request.GET.get("next")`) still by the name alone
                 kw = [k.value for k in call.keywords if k.arg in ("url", "value", "target", "path", "name")]
                 out |= {n for n in self._checked([a for a in args[:1] + kw if not isinstance(a, ast.Name) or j is None])}
@@ -1003,71 +1342,80 @@ class TaintCollector(Summarizer):
 
     # ----- expressions ----------------------------------------------------------------------
     def _ev(self, node: ast.AST | None) -> frozenset[str]:
-        if node is None:
-            return EMPTY
         t = type(node)
-        if t is ast.Constant:
-            return EMPTY
         if t is ast.Name:
             v = self.env.get(node.id, EMPTY)
             if not v and self.st.closures and node.id in self.st.closures:
                 return self._closure_ref(node)
             return v
-        if t is ast.Attribute:
-            return self._attribute(node)
-        if t is ast.Call:
-            return self._call(node)
-        if t is ast.Subscript:
-            return self._subscript(node)
-        if t is ast.JoinedStr:
-            return self._concat([v.value if isinstance(v, ast.FormattedValue) else v for v in node.values])
-        if t is ast.BinOp:
-            op = node.op
-            if isinstance(op, ast.Add) and _stringy(node):
-                return self._concat(_add_terms(node))
-            if isinstance(op, ast.Mod) and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):
-                values = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
-                texts = _PERCENT.split(node.left.value)
-                if len(texts) == len(values) + 1 and not isinstance(node.right, ast.Dict):
-                    return self._concat(_interleave(texts, values))
-            return _union((self._ev(node.left), self._ev(node.right)))
-        if t is ast.Await:
-            return self._ev(node.value)
-        if t in (ast.List, ast.Tuple, ast.Set):
-            return _union([self._ev(e) for e in node.elts])
-        if t is ast.Dict:
-            return _union([self._ev(k) for k in node.keys if k is not None] + [self._ev(v) for v in node.values])
-        if t is ast.BoolOp:
-            return _union([self._ev(v) for v in node.values])
-        if t is ast.IfExp:
-            self._ev(node.test)
-            on_true, on_false = self._guard(node.test)
-            return _union((self._guarded(node.body, on_true), self._guarded(node.orelse, on_false)))
-        if t is ast.Compare:
-            self._ev(node.left)
-            for c in node.comparators:
-                self._ev(c)
+        if t is ast.Constant:
             return EMPTY
-        if t is ast.UnaryOp:
-            v = self._ev(node.operand)
-            return EMPTY if isinstance(node.op, ast.Not) else v
-        if t is ast.Starred:
-            return self._ev(node.value)
-        if t is ast.NamedExpr:
-            v = self._ev(node.value)
-            self._assign(node.target, v, node.value)
-            return v
-        if t in (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp):
-            return self._comprehension(node)
-        if t is ast.FormattedValue:
-            return self._ev(node.value)
-        if t is ast.Slice:
-            return _union((self._ev(node.lower), self._ev(node.upper)))
-        if t is ast.Lambda:
-            return self._lambda(node)
-        if t in (ast.Yield, ast.YieldFrom):
-            return self._ev(node.value)
+        # one dict lookup instead of a chain of type tests (see _EV at the end of the class)
+        try:
+            f = _EV[t]
+        except KeyError:  # not an ast node type known at import: carries nothing
+            return EMPTY
+        return f(self, node)
+
+    def _ev_nothing(self, node: ast.AST | None) -> frozenset[str]:
         return EMPTY
+
+    def _ev_value(self, node: ast.Await | ast.Starred | ast.FormattedValue | ast.Yield | ast.YieldFrom) -> frozenset[str]:
+        return self._ev(node.value)
+
+    def _ev_joined(self, node: ast.JoinedStr) -> frozenset[str]:
+        return self._concat([v.value if type(v) is ast.FormattedValue else v for v in node.values])
+
+    def _ev_binop(self, node: ast.BinOp) -> frozenset[str]:
+        op = type(node.op)
+        if op is ast.Add and _stringy(node):
+            return self._concat(_add_terms(node))
+        if op is ast.Mod and type(node.left) is ast.Constant and isinstance(node.left.value, str):
+            right = node.right
+            values = right.elts if type(right) is ast.Tuple else [right]
+            texts = _PERCENT.split(node.left.value)
+            if len(texts) == len(values) + 1 and type(right) is not ast.Dict:
+                return self._concat(_interleave(texts, values))
+        return _union((self._ev(node.left), self._ev(node.right)))
+
+    def _ev_elts(self, node: ast.List | ast.Tuple | ast.Set) -> frozenset[str]:
+        ev = self._ev
+        return _union([ev(e) for e in node.elts])
+
+    def _ev_dict(self, node: ast.Dict) -> frozenset[str]:
+        ev = self._ev
+        return _union([ev(k) for k in node.keys if k is not None] + [ev(v) for v in node.values])
+
+    def _ev_boolop(self, node: ast.BoolOp) -> frozenset[str]:
+        ev = self._ev
+        return _union([ev(v) for v in node.values])
+
+    def _ev_ifexp(self, node: ast.IfExp) -> frozenset[str]:
+        self._ev(node.test)
+        on_true, on_false = self._guard(node.test)
+        return _union((self._guarded(node.body, on_true), self._guarded(node.orelse, on_false)))
+
+    def _ev_compare(self, node: ast.Compare) -> frozenset[str]:
+        # evaluated for what the operands record (constants, the most frequent operands, record nothing)
+        ev = self._ev
+        if type(node.left) is not ast.Constant:
+            ev(node.left)
+        for c in node.comparators:
+            if type(c) is not ast.Constant:
+                ev(c)
+        return EMPTY
+
+    def _ev_unaryop(self, node: ast.UnaryOp) -> frozenset[str]:
+        v = self._ev(node.operand)
+        return EMPTY if type(node.op) is ast.Not else v
+
+    def _ev_named(self, node: ast.NamedExpr) -> frozenset[str]:
+        v = self._ev(node.value)
+        self._assign(node.target, v, node.value)
+        return v
+
+    def _ev_slice(self, node: ast.Slice) -> frozenset[str]:
+        return _union((self._ev(node.lower), self._ev(node.upper)))
 
     def _lambda(self, node: ast.Lambda) -> frozenset[str]:
         """A lambda's body runs with the enclosing variables (`run_in_executor(None, lambda:
@@ -1203,7 +1551,10 @@ class TaintCollector(Summarizer):
     def _seg(self, node: ast.AST, limit: int = 60) -> str:
         line = self.lines.line(node.lineno)
         if node.end_lineno == node.lineno:
-            text = line.encode("utf-8")[node.col_offset:node.end_col_offset].decode("utf-8", "replace")
+            if line.isascii():  # byte columns are character columns
+                text = line[node.col_offset:node.end_col_offset]
+            else:
+                text = line.encode("utf-8")[node.col_offset:node.end_col_offset].decode("utf-8", "replace")
         else:
             text = line.encode("utf-8")[node.col_offset:].decode("utf-8", "replace").rstrip() + " ..."
         return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -1214,36 +1565,45 @@ class TaintCollector(Summarizer):
         return "kwargs:"
 
     def _attribute(self, node: ast.Attribute) -> frozenset[str]:
-        src = self._source_attr(node)
-        if src is not None:
-            return self._new_source(node, src)
-        if node.attr in self.m.validated_attrs:
+        attr = node.attr
+        if attr in self.source_attrs:  # else `_source_attr` is None whatever the base is
+            src = self._source_attr(node)
+            if src is not None:
+                return self._new_source(node, src)
+        if attr in self.m.validated_attrs:
             self._ev(node.value)
             return EMPTY
         base = node.value
-        if isinstance(base, ast.Name):
-            key = f"{base.id}.{node.attr}"
-            if key in self.env:
-                return self.env[key]
-            if base.id == self.st.self_name and self.st.self_name:
-                if node.attr in self.st.tainted_attrs:
-                    return frozenset((f"a:{node.attr}",))
+        if type(base) is ast.Name:
+            env = self.env
+            name = base.id
+            st = self.st
+            if st.paths:  # else no env of this function holds an access path such as "self.x"
+                v = env.get(f"{name}.{attr}")
+                if v is not None:
+                    return v
+            if name == st.self_name and st.self_name:
+                if attr in st.tainted_attrs:
+                    return frozenset((f"a:{attr}",))
                 cls = self.scopes[-1].class_qualname
-                if cls and self._is_property(f"{cls}.{node.attr}"):
+                if cls and self._is_property(f"{cls}.{attr}"):
                     # `self.search_term` computed by a @property: a call of that method
-                    j = self._record(node, f"@{cls}().{node.attr}", [], {}, EMPTY, EMPTY, "self", node.attr)
-                    self.st.facts.calls[j].hints["self_recv"] = True
+                    j = self._record(node, f"@{cls}().{attr}", [], {}, EMPTY, EMPTY, "self", attr)
+                    st.facts.calls[j].hints["self_recv"] = True
                     return frozenset((f"r:{j}",))
-            v = self.env.get(base.id, EMPTY)
-            if len(v) == 1 and f"p:{base.id}" in v:
-                return frozenset((f"p:{base.id}.{node.attr}",))
+            v = env.get(name, EMPTY)
+            if len(v) == 1 and f"p:{name}" in v:
+                return frozenset((f"p:{name}.{attr}",))
             return v
         return self._ev(base)
 
     def _is_property(self, qualname: str) -> bool:
-        fn = self.module.functions.get(qualname)
-        return fn is not None and any((d.ref or "").endswith(("builtins.property", "cached_property"))
-                                      for d in fn.decorators)
+        got = self.property_cache.get(qualname)
+        if got is None:
+            fn = self.module.functions.get(qualname)
+            got = self.property_cache[qualname] = fn is not None and any(
+                (d.ref or "").endswith(("builtins.property", "cached_property")) for d in fn.decorators)
+        return got
 
     def _path_key(self, node: ast.AST) -> str | None:
         """`data["sort"]`, `request.args.get("sort")`: an item a guard can check and a later read
@@ -1273,7 +1633,7 @@ class TaintCollector(Summarizer):
                 self._ev(node.value)
                 return self.env[k]
         base = node.value
-        if isinstance(base, ast.Attribute):
+        if type(base) is ast.Attribute and base.attr in self.source_attrs:
             src = self._source_attr(base)
             if src is not None:
                 return self._new_source(node, self._kwargs_key(node.slice) if src == "kwargs" else "")
@@ -1317,76 +1677,120 @@ class TaintCollector(Summarizer):
         return name.isupper()
 
     def _call(self, node: ast.Call) -> frozenset[str]:
-        if self._source_call(node):
-            return self._new_source(node)
         func = node.func
-        m = self.m
+        ft = type(func)
+        st = self.st
+        ev = self._ev
         meth = None
+        mflags = 0  # what the catalog says of the method name (_M_* bits)
         recv = EMPTY
         recv_ref = ""
         module_recv = False
-        if isinstance(func, ast.Attribute):
+        if ft is ast.Attribute:
             meth = func.attr
+            mflags = self.meth_flags.get(meth)
+            if mflags is None:
+                mflags = self._meth_flags(meth)
+            if mflags & _M_SOURCE and self._source_call(node):
+                return self._new_source(node)
             base = func.value
+            base_is_name = type(base) is ast.Name
             # `request.GET.get("q")`, `self.kwargs.get("slug")`: the read is the source
-            if meth == "get" and self.st.item_guards:
+            if meth == "get" and st.item_guards:
                 k = self._path_key(node)
                 if k is not None and k in self.env:
                     return self.env[k]
-            if meth in ("get", "getlist", "getone", "getall", "get_all") and isinstance(base, ast.Attribute):
+            if mflags & _M_GETTER and type(base) is ast.Attribute and base.attr in self.source_attrs:
                 src = self._source_attr(base)
                 if src is not None:
                     for a in node.args:
-                        self._ev(a)
+                        ev(a)
                     key = self._kwargs_key(node.args[0]) if src == "kwargs" and node.args else ""
                     atoms = self._new_source(node, key)
                     for k in node.keywords:  # Flask / Werkzeug `args.get("page", type=int)` converts
-                        if k.arg == "type" and self.ref(k.value) in m.numeric_calls:
+                        if k.arg == "type" and self.ref(k.value) in self.m.numeric_calls:
                             return _numeric(atoms)
                     return atoms
             if meth == "get" and self._const_mapping(base):
                 # a lookup in a constant table returns one of its constants (or the default)
-                return _union([self._ev(a) for a in node.args[1:]] + [self._ev(k.value) for k in node.keywords])
-            recv = self._ev(base)
-            base_ref = self.ref(base)
+                return _union([ev(a) for a in node.args[1:]] + [ev(k.value) for k in node.keywords])
+            if base_is_name:  # (as `_ev` and `Summarizer.ref` take a name)
+                recv = self.env.get(base.id, EMPTY)
+                if not recv and st.closures and base.id in st.closures:
+                    recv = self._closure_ref(base)
+                base_ref = self.name_ref(base.id)
+            else:
+                recv = ev(base)
+                base_ref = self.ref(base)
             ref = f"{base_ref}.{meth}" if base_ref is not None else None
+            self.func_refs[func] = ref  # as `Summarizer.ref(func)` builds it (see `_func_ref`)
             recv_ref = base_ref or ""
             # `yaml.load(...)` is a module function, `connection.ops.quote_name(...)` a method
-            module_recv = isinstance(base, ast.Name) and not recv and "." not in recv_ref \
+            module_recv = base_is_name and not recv and "." not in recv_ref \
                 and self.summary.imports.get(base.id) == recv_ref
-            if not recv_ref and isinstance(base, ast.Name):
-                recv_ref = base.id
-            elif isinstance(base, ast.Name) and base.id not in recv_ref:
-                recv_ref = f"{recv_ref} {base.id}"
-        elif not isinstance(func, ast.Name):
-            self._ev(func)
-            ref = self.ref(func)
-            if type(func) is ast.Call and func.args and self.ref(func.func) in m.callable_wrappers:
-                ref = self.ref(func.args[0]) or ref  # `sync_to_async(save)(name)` calls save(name)
+            if base_is_name:
+                if not recv_ref:
+                    recv_ref = base.id
+                elif base.id not in recv_ref:
+                    recv_ref = f"{recv_ref} {base.id}"
+        elif ft is ast.Name:
+            ref = self.func_refs[func] = self.name_ref(func.id)
         else:
-            ref = self.name_ref(func.id)
-        args = [self._ev(a) for a in node.args]
+            ev(func)
+            ref = self.func_refs[func] = self.ref(func)
+            if ft is ast.Call and func.args and self.ref(func.func) in self.m.callable_wrappers:
+                ref = self.ref(func.args[0]) or ref  # `sync_to_async(save)(name)` calls save(name)
+        args = []
+        any_arg = False  # does some argument carry atoms?
+        node_args = node.args
+        if node_args:
+            env = self.env  # (evaluating an argument may change entries, never rebinds self.env)
+            closures = st.closures
+            for a in node_args:
+                # names and constants inline (most arguments): as `_ev` evaluates them
+                ta = type(a)
+                if ta is ast.Name:
+                    v = env.get(a.id, EMPTY)
+                    if not v and closures and a.id in closures:
+                        v = self._closure_ref(a)
+                elif ta is ast.Constant:
+                    v = EMPTY
+                else:
+                    v = ev(a)
+                if v:
+                    any_arg = True
+                args.append(v)
         kwargs: dict[str, frozenset[str]] = {}
         star = EMPTY
-        for k in node.keywords:
-            v = self._ev(k.value)
+        keywords = node.keywords
+        for k in keywords:
+            v = ev(k.value)
             if k.arg is None:
                 if not self._const_keys(k.value):
                     star = _union((star, v))
             else:
                 kwargs[k.arg] = v
-        runner = self.runner_refs.get(ref) if ref else None
-        if runner is None and meth is not None and meth in self.runner_meths and not module_recv:
-            runner = self.runner_meths[meth]
-        if runner is not None and runner < len(node.args):
-            got = self._run_callback(node, runner, args, kwargs)
-            if got is not None:
-                return got
-        registry = None
-        if meth is not None and self.has_registry and (any(args) or any(kwargs.values()) or star):
+        if kwargs and not any_arg:  # (the last value counts where a keyword is repeated)
+            any_arg = any(kwargs.values())
+        # what the catalog says of the callee (_R_* bits; one lookup for the tests below)
+        rflags = self.ref_flags.get(ref)
+        if rflags is None:
+            rflags = self._ref_flags(ref)
+        if rflags & _R_RUNNER or mflags & _M_RUNNER:
+            runner = self.runner_refs[ref] if rflags & _R_RUNNER else None
+            if runner is None and mflags & _M_RUNNER and not module_recv:
+                runner = self.runner_meths[meth]
+            if runner is not None and runner < len(node_args):
+                got = self._run_callback(node, runner, args, kwargs)
+                if got is not None:
+                    return got
+        # (a Name receiver is only found among registry_names, filled once has_registry held)
+        if meth is not None and (any_arg or star) and (
+                type(func.value) is ast.Name and st.registry_names
+                or type(func.value) in (ast.Attribute, ast.Subscript) and self._registry_shaped(func.value)) \
+                and self.has_registry:
             base = func.value
-            registry = self.st.registry_names.get(base.id) if isinstance(base, ast.Name) and self.st.registry_names \
-                else None
+            registry = st.registry_names.get(base.id) if type(base) is ast.Name and st.registry_names else None
             if registry is None:
                 registry = self._registry_key(base)
             if registry is not None:
@@ -1399,62 +1803,104 @@ class TaintCollector(Summarizer):
                     ref = f"${key}.{meth}"
                     recv_ref = f"{recv_ref} {key}".strip()
                 j = self._record(node, ref, args, kwargs, star, recv, recv_ref, None)
-                self.st.facts.calls[j].hints["registry"] = (*registry, meth)
+                st.facts.calls[j].hints["registry"] = (*registry, meth)
                 return frozenset((f"r:{j}",))
-        if ref in m.clean_calls:
-            return EMPTY
-        if ref in m.source_calls:
-            return self._new_source(node)
-        if self._strips_to_safe_chars(node, ref, meth):
-            return EMPTY
-        if ref in m.tail_calls:
-            return _tail(_union((*args, *kwargs.values())))
-        if meth == "format" and isinstance(func.value, ast.Constant) and isinstance(func.value.value, str):
-            return self._format(func.value.value, node)
-        if ref in m.numeric_calls:
-            return _numeric(_union(args))
-        if meth == "update" and isinstance(func.value, ast.Attribute) and func.value.attr == "__dict__":
-            if args and args[0]:
-                self._record(node, "<__dict__.update>", args, kwargs, star, recv, recv_ref, "__dict__.update")
-            return EMPTY
-        tainted = bool(recv or star or any(args) or any(kwargs.values()))
-        project = self._possibly_project(ref)
-        captured = self._closure_atoms(func.id) if isinstance(func, ast.Name) and self.st.closures else None
-        self_recv = bool(self.st.tainted_attrs) and meth is not None and isinstance(func.value, ast.Name) \
-            and func.value.id == self.st.self_name
+        if rflags & _R_SPECIAL or mflags & _M_SPECIAL:  # (one test for the rare callees below)
+            special = self._special_call(node, ref, rflags, meth, args, kwargs, star, recv, recv_ref)
+            if special is not None:
+                return special
+        tainted = bool(recv or star or any_arg)
+        project = rflags & _R_PROJECT
+        captured = self._closure_atoms(func.id) if ft is ast.Name and st.closures else None
+        self_recv = meth is not None and bool(st.tainted_attrs) and type(func.value) is ast.Name \
+            and func.value.id == st.self_name
         j = None
         # an external callee that is no sink needs no record: its result is computed right here
-        name = meth if meth is not None else func.id if isinstance(func, ast.Name) else None
-        if (tainted and (project or name in m.sink_names)) or self_recv or (project and node is not self.discarded) \
+        name = meth if meth is not None else func.id if ft is ast.Name else None
+        if (tainted and (project or name in self.m.sink_names)) or self_recv or (project and node is not self.discarded) \
                 or captured:
             j = self._record(node, ref, args, kwargs, star, recv, recv_ref, None)
             if self_recv:
-                self.st.facts.calls[j].hints["self_recv"] = True
+                st.facts.calls[j].hints["self_recv"] = True
             if captured:
-                self.st.facts.calls[j].hints["closure"] = captured
+                st.facts.calls[j].hints["closure"] = captured
         if meth is not None and not module_recv:
-            if meth in m.container_writers and (args or kwargs):
+            if mflags & _M_CONTAINER and (args or kwargs):
                 key = _target_key(func.value)
-                if meth in ("update", "setdefault") and key in self.st.const_key_dicts and \
+                if meth in ("update", "setdefault") and key in st.const_key_dicts and \
                         not (meth == "update" and not node.args) and \
                         not (meth == "setdefault" and node.args and isinstance(node.args[0], ast.Constant)) and \
                         not (meth == "update" and node.args and self._const_keys(node.args[0])):
-                    self.st.const_key_dicts.discard(key)
+                    st.const_key_dicts.discard(key)
                 if key is not None:
+                    if type(func.value) is not ast.Name:
+                        st.paths = True  # `self.items.append(x)`: key "self.items"
                     self.env[key] = _union((self.env.get(key, EMPTY), *args, *kwargs.values()))
-            if meth in m.clean_methods:
+            if mflags & _M_CLEAN:
                 return EMPTY
         if project and j is not None:
             return frozenset((f"r:{j}",))
-        if ref in m.consuming_sinks:
+        if rflags & _R_CONSUMING:
             return EMPTY  # what a sink builds (text(), RawSQL, Template) is reported at the sink
-        if name_is_class(ref):
+        if rflags & _R_CLASS:
             return _union((recv, *args, *kwargs.values(), star))  # an object built from the data
-        if (meth is None or module_recv) and ref not in m.propagate_all and args:
+        if (meth is None or module_recv) and not rflags & _R_PROPAGATE_ALL and args:
             # a library function: its result is made from its first argument (`unquote(x)`,
             # `json.loads(x)`); the others are options (`translate_url(url, lang)`) unless listed
             return args[0]
         return _union((recv, *args))
+
+    def _special_call(self, node: ast.Call, ref: str | None, rflags: int, meth: str | None, args: list,
+                      kwargs: dict, star: frozenset[str], recv: frozenset[str], recv_ref: str) -> frozenset[str] | None:
+        """The value of a sanitizer, source, regex substitution, tail or numeric conversion,
+        `"...".format(...)` or `obj.__dict__.update(...)` call; None for any other call."""
+        func = node.func
+        if rflags & _R_CLEAN:
+            return EMPTY
+        if rflags & _R_SOURCE:
+            return self._new_source(node)
+        if (meth == "sub" or rflags & _R_REGEX_SUB) and self._strips_to_safe_chars(node, ref, meth):
+            return EMPTY
+        if rflags & _R_TAIL:
+            return _tail(_union((*args, *kwargs.values())))
+        if meth == "format" and type(func.value) is ast.Constant and isinstance(func.value.value, str):
+            return self._format(func.value.value, node)
+        if rflags & _R_NUMERIC:
+            return _numeric(_union(args))
+        if meth == "update" and type(func.value) is ast.Attribute and func.value.attr == "__dict__":
+            if args and args[0]:
+                self._record(node, "<__dict__.update>", args, kwargs, star, recv, recv_ref, "__dict__.update")
+            return EMPTY
+        return None
+
+    def _ref_flags(self, ref: str | None) -> int:
+        """The _R_* bits of a callee ref (remembered across files)."""
+        f = _R_PROJECT if self._project_head(ref) else 0
+        if name_is_class(ref):
+            f |= _R_CLASS
+        if ref in self.special_refs:  # (most refs are in none of the catalog's lists)
+            f |= self._listed_ref_flags(ref)
+        return _remember(self.ref_flags, ref, f)
+
+    def _listed_ref_flags(self, ref: str) -> int:
+        """The _R_* bits of the catalog's lists that name `ref`."""
+        f = _R_RUNNER if ref and ref in self.runner_refs else 0
+        for names, bit in self.ref_lists:
+            if ref in names:
+                f |= bit
+        return f
+
+    def _meth_flags(self, meth: str) -> int:
+        """The _M_* bits of a method name (remembered across files)."""
+        f = 0
+        for names, bit in self.meth_lists:
+            if meth in names:
+                f |= bit
+        return _remember(self.meth_flags, meth, f)
+
+    def _meth_bits(self, meth: str) -> int:
+        got = self.meth_flags.get(meth)
+        return self._meth_flags(meth) if got is None else got
 
     def _run_callback(self, node: ast.Call, pos: int, args: list, kwargs: dict) -> frozenset[str] | None:
         """`asyncio.to_thread(save, name, data)`, `loop.run_in_executor(None, save, name)`,
@@ -1465,7 +1911,7 @@ class TaintCollector(Summarizer):
             return None
         fref = self.ref(fnode)
         registry = None
-        if type(fnode) is ast.Attribute and self.has_registry and (not fref or fref[0] == "$"):
+        if type(fnode) is ast.Attribute and (not fref or fref[0] == "$") and self.has_registry:
             # `asyncio.to_thread(repo.search, q)` with `repo = request.app["repo"]`: a bound
             # method of the object the application stored (linked like a direct call in solve.py)
             base = fnode.value
@@ -1525,6 +1971,12 @@ class TaintCollector(Summarizer):
         return self._concat(_interleave(texts, values))
 
     def _possibly_project(self, ref: str | None) -> bool:
+        f = self.ref_flags.get(ref)
+        if f is None:
+            f = self._ref_flags(ref)
+        return bool(f & _R_PROJECT)
+
+    def _project_head(self, ref: str | None) -> bool:
         if not ref:
             return False
         c = ref[0]
@@ -1535,10 +1987,15 @@ class TaintCollector(Summarizer):
         return not self.m.is_external_head(ref.split(".", 1)[0])
 
     def _record(self, node: ast.AST, ref: str | None, args, kwargs, star, recv, recv_ref: str, text: str | None) -> int:
-        pos = (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
-        j = self.st.call_ids.get(pos)
+        st = self.st
+        lineno = node.lineno
+        col = node.col_offset
+        end_lineno = node.end_lineno
+        end_col = node.end_col_offset
+        pos = (lineno, col, end_lineno, end_col)
+        j = st.call_ids.get(pos)
         if j is not None:
-            old = self.st.facts.calls[j]
+            old = st.facts.calls[j]
             old.args = [_union((a, b)) for a, b in zip(old.args, args)] if len(old.args) == len(args) else args
             for k, v in kwargs.items():
                 old.kwargs[k] = _union((old.kwargs.get(k, EMPTY), v))
@@ -1546,8 +2003,9 @@ class TaintCollector(Summarizer):
             old.recv = _union((old.recv, recv))
             return j
         hints: dict = {}
-        func = node.func if isinstance(node, ast.Call) else None
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        func = node.func if type(node) is ast.Call else None
+        tf = type(func)
+        name = func.attr if tf is ast.Attribute else func.id if tf is ast.Name else None
         if func is not None and name in self.m.sink_names:
             fixed = []
             for i, a in enumerate(node.args[:2]):
@@ -1574,19 +2032,21 @@ class TaintCollector(Summarizer):
                 hints["argstr"] = True
             if fixed:
                 hints["fixed"] = fixed
-            if node.args and self.has_limit:
+            if node.args and _sql_shaped(node) and self.has_limit:
                 lim = self._limit_atoms(node)
                 if lim:
                     hints["limit"] = lim
             if text is None:
                 text = self._seg(func, 50)
-        j = len(self.st.facts.calls)
-        self.st.call_ids[pos] = j
-        end_line = node.end_lineno or node.lineno
-        self.st.facts.calls.append(CallFact(
-            ref=ref, line=node.lineno, col=self.lines.char_col(node.lineno, node.col_offset), end_line=end_line,
-            end_col=self.lines.char_col(end_line, node.end_col_offset or node.col_offset), text=text or name or "",
-            args=list(args), kwargs=dict(kwargs), star=star, recv=recv, recv_ref=recv_ref, hints=hints,
+        calls = st.facts.calls
+        j = len(calls)
+        st.call_ids[pos] = j
+        end_line = end_lineno or lineno
+        char_col = self.lines.char_col
+        # (positional: ref, line, col, end_line, end_col, text, args, kwargs, star, recv, recv_ref, hints)
+        calls.append(CallFact(
+            ref, lineno, char_col(lineno, col), end_line, char_col(end_line, end_col or col), text or name or "",
+            list(args), dict(kwargs), star, recv, recv_ref, hints,
         ))
         return j
 
@@ -1767,7 +2227,84 @@ class TaintCollector(Summarizer):
         return False
 
 
-_INERT = frozenset((ast.Delete, ast.Global, ast.Nonlocal, ast.Pass, ast.ClassDef))
+#: `TaintCollector._ev` by node type (ast.Name is handled before the lookup)
+_EV: dict[type, Callable[[TaintCollector, Any], frozenset[str]]] = {
+    ast.Attribute: TaintCollector._attribute,
+    ast.Call: TaintCollector._call,
+    ast.Subscript: TaintCollector._subscript,
+    ast.JoinedStr: TaintCollector._ev_joined,
+    ast.BinOp: TaintCollector._ev_binop,
+    ast.Await: TaintCollector._ev_value,
+    ast.List: TaintCollector._ev_elts,
+    ast.Tuple: TaintCollector._ev_elts,
+    ast.Set: TaintCollector._ev_elts,
+    ast.Dict: TaintCollector._ev_dict,
+    ast.BoolOp: TaintCollector._ev_boolop,
+    ast.IfExp: TaintCollector._ev_ifexp,
+    ast.Compare: TaintCollector._ev_compare,
+    ast.UnaryOp: TaintCollector._ev_unaryop,
+    ast.Starred: TaintCollector._ev_value,
+    ast.NamedExpr: TaintCollector._ev_named,
+    ast.ListComp: TaintCollector._comprehension,
+    ast.SetComp: TaintCollector._comprehension,
+    ast.GeneratorExp: TaintCollector._comprehension,
+    ast.DictComp: TaintCollector._comprehension,
+    ast.FormattedValue: TaintCollector._ev_value,
+    ast.Slice: TaintCollector._ev_slice,
+    ast.Lambda: TaintCollector._lambda,
+    ast.Yield: TaintCollector._ev_value,
+    ast.YieldFrom: TaintCollector._ev_value,
+}
+
+#: `TaintCollector._block`: the handler of each statement type (others: `_s_other`)
+_STMT: dict[type, Callable[[TaintCollector, Any, dict], tuple[dict, bool]]] = {
+    ast.Assign: TaintCollector._s_assign,
+    ast.Expr: TaintCollector._s_expr,
+    ast.Return: TaintCollector._s_return,
+    ast.If: TaintCollector._if,
+    ast.AugAssign: TaintCollector._s_augassign,
+    ast.AnnAssign: TaintCollector._s_annassign,
+    ast.For: TaintCollector._loop,
+    ast.AsyncFor: TaintCollector._loop,
+    ast.While: TaintCollector._loop,
+    ast.Try: TaintCollector._try,
+    ast.With: TaintCollector._s_with,
+    ast.AsyncWith: TaintCollector._s_with,
+    ast.Raise: TaintCollector._s_leave,
+    ast.Continue: TaintCollector._s_leave,
+    ast.Break: TaintCollector._s_leave,
+    ast.FunctionDef: TaintCollector._s_def,
+    ast.AsyncFunctionDef: TaintCollector._s_def,
+    ast.Match: TaintCollector._s_match,
+    ast.ImportFrom: TaintCollector._s_import,
+    ast.Import: TaintCollector._s_import,
+    ast.Delete: TaintCollector._s_inert,
+    ast.Global: TaintCollector._s_inert,
+    ast.Nonlocal: TaintCollector._s_inert,
+    ast.Pass: TaintCollector._s_inert,
+    ast.ClassDef: TaintCollector._s_inert,
+    ast.Assert: TaintCollector._s_assert,
+}
+if hasattr(ast, "TryStar"):  # Python 3.11+
+    _STMT[ast.TryStar] = TaintCollector._try
+
+
+def _subclasses(base: type) -> list[type]:
+    out: list[type] = []
+    stack = [base]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            out.append(sub)
+            stack.append(sub)
+    return out
+
+
+# Every other node type (and None) gets the default handler, so that the lookups are plain
+# `dict[type]` subscripts (no `.get` call); a type made later falls back through KeyError.
+for _t in [type(None), *_subclasses(ast.AST)]:
+    _EV.setdefault(_t, TaintCollector._ev_nothing)
+for _t in _subclasses(ast.stmt):
+    _STMT.setdefault(_t, TaintCollector._s_other)
 
 
 class _FnState:
@@ -1787,6 +2324,7 @@ class _FnState:
         "normalized",
         "param_names",
         "parsed_of",
+        "paths",
         "pred",
         "prefix_names",
         "qualname",
@@ -1797,11 +2335,13 @@ class _FnState:
         "ret_items",
         "seen_nested",
         "self_name",
+        "shaped",
         "source_ids",
         "tainted_attrs",
     )
 
-    def __init__(self, qualname: str, facts: FuncFacts, self_name: str | None, request_names: set[str]):
+    def __init__(self, qualname: str, facts: FuncFacts, self_name: str | None, request_names: set[str],
+                 tainted_attrs: set[str] | None = None, param_names: set[str] | None = None):
         self.qualname = qualname
         self.facts = facts
         self.self_name = self_name
@@ -1815,16 +2355,22 @@ class _FnState:
         self.nested: list = []
         self.seen_nested: set[str] = set()
         self.ret_items: list | None = None
-        self.tainted_attrs: set[str] = set()
+        self.tainted_attrs: set[str] = set() if tainted_attrs is None else tainted_attrs
         self.const_key_dicts: set[str] = set()
         #: loop variables that iterate over a constant collection of names (`for f in FIELDS`)
         self.const_keys: set[str] = set()
+        #: every name that may be in list_names, prefix_names, const_names, parsed_of, guard_vars,
+        #: fileobj_of, normalized, const_key_dicts or const_keys (a superset: a cheap test first)
+        self.shaped: set[str] = set()
         self.normalized: set[str] = set()
         self.guard_vars: dict[str, tuple[set[str], set[str]]] = {}
         self.parsed_of: dict[str, str] = {}
         self.item_guards = False  # some guard checked an item such as data["sort"]
+        #: some env of this function may hold an access-path key ("self.x", "request.GET['q']"):
+        #: set wherever one is stored; until then reads and merges skip looking for them
+        self.paths = False
         self.fileobj_of: dict[str, ast.AST] = {}
-        self.param_names: set[str] = set()
+        self.param_names: set[str] = set() if param_names is None else param_names
         self.reassigned: set[str] = set()
         self.exit_clean: set[str] | None = None
         #: parameter -> its atoms where the function returns a (possibly) true value; None: no such return
@@ -1841,6 +2387,19 @@ _PERCENT = re.compile(r"%(?:\(\w+\))?[-#0 +]*\d*(?:\.\d+)?[sdrifxXeEgGa]")
 _STRIP_TO_SAFE = re.compile(r"(?:\[\^(?:[A-Za-z0-9_]|-|\\w|\\d)+\]|\\W)[+*]?")
 _BRACE = re.compile(r"\{([^{}]*)\}")
 _BRACE_SPLIT = re.compile(r"\{[^{}]*\}")
+
+
+def _sql_shaped(call: ast.Call) -> bool:
+    """Can `_limit_atoms` find anything (and evaluate anything) in this call? Its first argument
+    is an f-string, a `+` chain, or a string with a list/tuple of parameters after it."""
+    sql = call.args[0]
+    t = type(sql)
+    if t is ast.JoinedStr:
+        return True
+    if t is ast.BinOp:
+        return type(sql.op) is ast.Add
+    return t is ast.Constant and isinstance(sql.value, str) and len(call.args) > 1 \
+        and type(call.args[1]) in (ast.List, ast.Tuple)
 
 
 def _interleave(texts: list[str], values: list[ast.AST]) -> list[ast.AST]:
@@ -1914,6 +2473,24 @@ def _is_str_built(node: ast.AST) -> bool:
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
         return _is_str_built(node.left) or _is_str_built(node.right)
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("format", "join")
+
+
+def _callee_root(func: ast.AST) -> str | None:
+    """The name a callee `f` / `obj.f` starts from (None for other shapes)."""
+    t = type(func)
+    if t is ast.Name:
+        return func.id
+    if t is ast.Attribute and type(func.value) is ast.Name:
+        return func.value.id
+    return None
+
+
+def _decorated(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:
+    """`@staticmethod` / `@classmethod` written as a bare name."""
+    for d in node.decorator_list:
+        if type(d) is ast.Name and d.id == name:
+            return True
+    return False
 
 
 def _names(nodes) -> set[str]:
