@@ -166,9 +166,33 @@ class _Scope:
 
 _DISPATCH: dict[type, dict[type, Any]] = {}
 
+# Node classes as module globals: the hot paths below compare `type(node) is _Name` (one global
+# lookup) instead of `isinstance(node, ast.Name)` (a global, an attribute and a call). `ast.parse`
+# only builds these exact classes; anything else (a subclass) falls through to the isinstance code.
+_Name, _Attribute, _Call, _Constant = ast.Name, ast.Attribute, ast.Call, ast.Constant
+_Subscript, _Await, _Lambda, _BinOp, _Div = ast.Subscript, ast.Await, ast.Lambda, ast.BinOp, ast.Div
+_Tuple, _List, _Set, _Dict, _Starred = ast.Tuple, ast.List, ast.Set, ast.Dict, ast.Starred
+_JoinedStr, _FormattedValue, _UnaryOp = ast.JoinedStr, ast.FormattedValue, ast.UnaryOp
+#: nodes the visitor records nothing for: the hottest visitors skip them without calling `visit`
+_LEAVES = frozenset({ast.Name, ast.Constant})
+#: constant value types `describe` keeps as-is (bool is an int, but is tested first by type here)
+_PLAIN_CONSTANTS = frozenset({str, int, float, bool, type(None)})
+#: expression types that have no ref (`ref` returns None without looking further)
+_NO_REF = frozenset({ast.Constant, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.BoolOp, ast.IfExp, ast.Compare,
+                     ast.UnaryOp, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.JoinedStr,
+                     ast.FormattedValue, ast.NamedExpr, ast.Starred, ast.Yield, ast.YieldFrom, ast.Slice})
+#: expression types `describe` never describes: checked before the isinstance chain would fail
+_OPAQUE_EXPRS = frozenset({ast.Starred, ast.GeneratorExp, ast.BoolOp, ast.IfExp, ast.ListComp, ast.Compare,
+                           ast.DictComp, ast.SetComp, ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Slice})
+
 
 class Summarizer(ast.NodeVisitor):
     """One pass over a module's tree that fills a `ModuleSummary`."""
+
+    #: name -> ref of a name no function scope binds (`name_ref` past the scopes): imports, module
+    #: names and builtins do not change once `_collect_module_bindings` has run, so each name is
+    #: resolved once. None (a subclass that fills `summary.imports`/`module_bound` itself): no cache.
+    _global_refs: dict[str, str] | None = None
 
     def __init__(self, tree: ast.Module, line_offsets: "LineIndex"):
         self.summary = ModuleSummary()
@@ -182,6 +206,7 @@ class Summarizer(ast.NodeVisitor):
         #: ("class"|"func", qualname) of the enclosing definitions, innermost last
         self.def_stack: list[tuple[str, str]] = []
         self._collect_module_bindings(tree)
+        self._global_refs = {}
         module_func = FunctionSummary(
             qualname=MODULE_SCOPE, name=MODULE_SCOPE, line=1, end_line=max(1, line_offsets.count),
             col=0, is_async=False, decorators=[], params=[], class_qualname=None, parent=None,
@@ -194,23 +219,95 @@ class Summarizer(ast.NodeVisitor):
     # ----- traversal -----------------------------------------------------------------------
     def visit(self, node: ast.AST) -> None:
         """`NodeVisitor.visit` with the method lookup cached per (visitor class, node type)."""
-        cls = type(self)
-        table = _DISPATCH.get(cls)
-        if table is None:
-            table = _DISPATCH[cls] = {}
-        method = table.get(type(node))
-        if method is None:
-            method = table[type(node)] = getattr(cls, "visit_" + type(node).__name__, cls.generic_visit)
-        method(self, node)
+        try:
+            method = _DISPATCH[type(self)][type(node)]
+        except KeyError:
+            method = _dispatch_entry(type(self), type(node))
+        # leaves (names, constants: a third of all nodes) cost one lookup here, not a call
+        if method is not _VISIT_NOTHING:
+            method(self, node)
 
     def _visit_nothing(self, node: ast.AST) -> None:
         pass
 
     visit_Name = visit_Constant = visit_Pass = _visit_nothing
     visit_Break = visit_Continue = visit_Nonlocal = _visit_nothing
+    # expression contexts: `generic_visit` of these field-less nodes does nothing either
+    visit_Load = visit_Store = visit_Del = _visit_nothing
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
+        # `a.b.c`: only the head of the chain can hold calls; attributes record nothing
+        value = node.value
+        while type(value) is _Attribute:
+            value = value.value
+        if type(value) is not _Name:
+            self.visit(value)
+
+    # The visitors below replace `generic_visit` (field by field, in `_fields` order) for the
+    # node types that are common in real code.
+    def visit_Module(self, node: ast.Module) -> None:
+        visit = self.visit
+        for stmt in node.body:
+            visit(stmt)
+
+    def _visit_try(self, node: ast.Try) -> None:
+        visit = self.visit
+        for stmt in node.body:
+            visit(stmt)
+        for handler in node.handlers:
+            visit(handler)
+        for stmt in node.orelse:
+            visit(stmt)
+        for stmt in node.finalbody:
+            visit(stmt)
+
+    visit_Try = _visit_try
+    if hasattr(ast, "TryStar"):  # Python 3.11+: same fields as Try
+        visit_TryStar = _visit_try
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        visit = self.visit
+        if node.type is not None:
+            visit(node.type)
+        for stmt in node.body:
+            visit(stmt)
+
+    def visit_Raise(self, node: ast.Raise) -> None:
+        if node.exc is not None:
+            self.visit(node.exc)
+        if node.cause is not None:
+            self.visit(node.cause)
+
+    def visit_Dict(self, node: ast.Dict) -> None:
+        visit = self.visit
+        for k in node.keys:
+            if k is not None and type(k) not in _LEAVES:  # `**mapping` has no key
+                visit(k)
+        for v in node.values:
+            if type(v) not in _LEAVES:
+                visit(v)
+
+    def visit_Starred(self, node: ast.Starred) -> None:
         self.visit(node.value)
+
+    def visit_IfExp(self, node: ast.IfExp) -> None:
+        self.visit(node.test)
+        self.visit(node.body)
+        self.visit(node.orelse)
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> None:
+        self.visit(node.value)
+        if node.format_spec is not None:
+            self.visit(node.format_spec)
+
+    def visit_Slice(self, node: ast.Slice) -> None:
+        visit = self.visit
+        if node.lower is not None:
+            visit(node.lower)
+        if node.upper is not None:
+            visit(node.upper)
+        if node.step is not None:
+            visit(node.step)
 
     def visit_Import(self, node: ast.Import) -> None:
         """Module-level imports are read up front; a function's own imports bind its locals."""
@@ -233,37 +330,51 @@ class Summarizer(ast.NodeVisitor):
                 self.scopes[-1].locals[alias.asname or alias.name] = f"{base}{sep}{alias.name}"
 
     def visit_Expr(self, node: ast.Expr) -> None:
-        self.visit(node.value)
+        if type(node.value) is not _Constant:  # docstrings
+            self.visit(node.value)
 
     def visit_If(self, node: ast.If) -> None:
-        self.visit(node.test)
+        visit = self.visit
+        visit(node.test)
         for stmt in node.body:
-            self.visit(stmt)
+            visit(stmt)
         for stmt in node.orelse:
-            self.visit(stmt)
+            visit(stmt)
 
     def visit_Compare(self, node: ast.Compare) -> None:
-        self.visit(node.left)
+        visit = self.visit
+        if type(node.left) not in _LEAVES:
+            visit(node.left)
         for c in node.comparators:
-            self.visit(c)
+            if type(c) not in _LEAVES:
+                visit(c)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
-        self.visit(node.value)
-        self.visit(node.slice)
+        if type(node.value) is not _Name:
+            self.visit(node.value)
+        if type(node.slice) not in _LEAVES:
+            self.visit(node.slice)
 
     def _visit_elts(self, node: ast.Tuple | ast.List | ast.Set) -> None:
+        visit = self.visit
         for e in node.elts:
-            self.visit(e)
+            if type(e) not in _LEAVES:
+                visit(e)
 
     visit_Tuple = visit_List = visit_Set = _visit_elts
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
-        self.visit(node.left)
-        self.visit(node.right)
+        if type(node.left) not in _LEAVES:
+            self.visit(node.left)
+        if type(node.right) not in _LEAVES:
+            self.visit(node.right)
 
-    def visit_BoolOp(self, node: ast.BoolOp) -> None:
+    def _visit_values(self, node: ast.BoolOp | ast.JoinedStr) -> None:
+        visit = self.visit
         for v in node.values:
-            self.visit(v)
+            visit(v)
+
+    visit_BoolOp = visit_JoinedStr = _visit_values
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
         self.visit(node.operand)
@@ -277,6 +388,9 @@ class Summarizer(ast.NodeVisitor):
             elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for t in targets:
+                    if type(t) is _Name:  # the common case, without walking the target
+                        self.module_bound.add(t.id)
+                        continue
                     for n in ast.walk(t):
                         if isinstance(n, ast.Name):
                             self.module_bound.add(n.id)
@@ -297,23 +411,87 @@ class Summarizer(ast.NodeVisitor):
                     self.summary.imports[alias.asname or alias.name] = f"{base}{sep}{alias.name}"
 
     def name_ref(self, name: str) -> str:
-        for scope in reversed(self.scopes):
-            if scope.func is not None and scope.func.qualname == MODULE_SCOPE:
+        scopes = self.scopes
+        i = len(scopes)
+        while i:  # innermost scope first, up to the module's
+            i -= 1
+            scope = scopes[i]
+            func = scope.func
+            if func is not None and func.qualname == MODULE_SCOPE:
                 break
-            if name in scope.locals:
-                return scope.locals[name]
+            local = scope.locals
+            if name in local:
+                return local[name]
             if name in scope.params:
-                return f"${name}"
-        if name in self.summary.imports:
-            return self.summary.imports[name]
-        if name in self.module_bound:
-            return f"@{name}"
-        if name in BUILTIN_NAMES:
-            return f"builtins.{name}"
-        return f"${name}"
+                return "$" + name
+        cache = self._global_refs
+        if cache is not None:
+            r = cache.get(name)
+            if r is not None:
+                return r
+        imports = self.summary.imports
+        if name in imports:
+            r = imports[name]
+        elif name in self.module_bound:
+            r = "@" + name
+        elif name in BUILTIN_NAMES:
+            r = "builtins." + name
+        else:
+            r = "$" + name
+        if cache is not None:
+            cache[name] = r
+        return r
 
     def ref(self, node: ast.AST) -> str | None:
         """The ref of an expression (names, attributes, calls, subscripts), else None."""
+        t = type(node)
+        if t is _Name:
+            return self.name_ref(node.id)
+        if t is _Attribute and type(node.value) is _Name:  # `self.x`, `models.CharField`
+            return f"{self.name_ref(node.value.id)}.{node.attr}"
+        # Walk down the chain (`a.b().c[0]`) collecting suffixes outermost first, instead of one
+        # recursive call per link: the same string as the recursive definition in `_ref_generic`.
+        suffixes: list[str] = []
+        while True:
+            if t is _Attribute:
+                suffixes.append(node.attr)
+                suffixes.append(".")
+                node = node.value
+            elif t is _Call:
+                suffixes.append("()")
+                node = node.func
+            elif t is _Name:
+                head = self.name_ref(node.id)
+                break
+            elif t is _Subscript:
+                suffixes.append("[]")
+                node = node.value
+            elif t is _Await:
+                node = node.value
+            elif t is _Lambda:
+                head = f"@{self._lambda_qualname(node)}"
+                break
+            elif t is _BinOp:
+                if not isinstance(node.op, _Div):
+                    return None
+                # `Path(base) / name` is still a Path (`__truediv__` returns the left operand's type)
+                node = node.left
+            elif t in _NO_REF:
+                return None
+            else:  # not a class `ast.parse` builds: the isinstance-based definition decides
+                head = self._ref_generic(node)
+                if head is None:
+                    return None
+                break
+            t = type(node)
+        if not suffixes:
+            return head
+        suffixes.append(head)
+        suffixes.reverse()
+        return "".join(suffixes)
+
+    def _ref_generic(self, node: ast.AST) -> str | None:
+        """`ref` by isinstance tests (the reference definition; `ref` is its fast path)."""
         if isinstance(node, ast.Name):
             return self.name_ref(node.id)
         if isinstance(node, ast.Attribute):
@@ -340,6 +518,42 @@ class Summarizer(ast.NodeVisitor):
             return ("const", None)
         if depth > MAX_DESCRIBE_DEPTH:
             return ("?",)
+        # fast paths by exact class, most frequent first; `_describe_generic` has the definition
+        t = type(node)
+        if t is _Name:
+            r = self.name_ref(node.id)
+            return ("ref", r) if r else ("?",)
+        if t is _Constant:
+            v = node.value
+            if type(v) in _PLAIN_CONSTANTS:
+                return ("const", v)
+        elif t is _Attribute or t is _Subscript:
+            r = self.ref(node)
+            return ("ref", r) if r else ("?",)
+        elif t is _Call:
+            describe = self.describe
+            depth += 1
+            args = []
+            for a in node.args:
+                args.append(describe(a, depth))
+            kwargs = {}
+            for k in node.keywords:
+                if k.arg:
+                    kwargs[k.arg] = describe(k.value, depth)
+            return ("call", self.ref(node.func), args, kwargs)
+        elif t in _OPAQUE_EXPRS:
+            return ("?",)
+        elif t is _Tuple or t is _List or t is _Set:
+            describe = self.describe
+            depth += 1
+            return ("list", [describe(e, depth) for e in node.elts])
+        elif t is _BinOp:
+            return ("binop", type(node.op).__name__, self.describe(node.left, depth + 1),
+                    self.describe(node.right, depth + 1))
+        return self._describe_generic(node, depth)
+
+    def _describe_generic(self, node: ast.AST, depth: int) -> Value:
+        """`describe` by isinstance tests, for a node that is not None and not too deep."""
         if isinstance(node, ast.Constant):
             v = node.value
             if isinstance(v, (str, int, float, bool)) or v is None:
@@ -410,56 +624,75 @@ class Summarizer(ast.NodeVisitor):
 
     def _params(self, args: ast.arguments) -> list[Param]:
         out: list[Param] = []
-        positional = args.posonlyargs + args.args
-        defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+        append = out.append
+        annotation = self._annotation
+        describe = self.describe
+        posonly = args.posonlyargs
+        positional = posonly + args.args if posonly else args.args
+        defaults = args.defaults
+        first_default = len(positional) - len(defaults)  # defaults belong to the last positionals
+        kind = "posonly"
         for i, a in enumerate(positional):
-            kind = "posonly" if i < len(args.posonlyargs) else "arg"
-            d = defaults[i]
-            out.append(Param(a.arg, kind, self._annotation(a.annotation), self.describe(d) if d else None))
-        if args.vararg:
-            out.append(Param(args.vararg.arg, "vararg", self._annotation(args.vararg.annotation), None))
+            if i == len(posonly):
+                kind = "arg"
+            ann = a.annotation
+            if ann is not None:
+                ann = annotation(ann)
+            if i < first_default:
+                append(Param(a.arg, kind, ann, None))
+            else:
+                d = defaults[i - first_default]
+                append(Param(a.arg, kind, ann, describe(d) if d else None))
+        vararg = args.vararg
+        if vararg:
+            append(Param(vararg.arg, "vararg", annotation(vararg.annotation), None))
         for a, d in zip(args.kwonlyargs, args.kw_defaults):
-            out.append(Param(a.arg, "kwonly", self._annotation(a.annotation), self.describe(d) if d else None))
-        if args.kwarg:
-            out.append(Param(args.kwarg.arg, "kwarg", self._annotation(args.kwarg.annotation), None))
+            append(Param(a.arg, "kwonly", annotation(a.annotation), describe(d) if d else None))
+        kwarg = args.kwarg
+        if kwarg:
+            append(Param(kwarg.arg, "kwarg", annotation(kwarg.annotation), None))
         return out
 
     def _enter_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> FunctionSummary:
         is_lambda = isinstance(node, ast.Lambda)
+        def_stack = self.def_stack
         if is_lambda:
             qualname = self._lambda_qualname(node)
             name = qualname.rsplit(".", 1)[-1]
         else:
             name = node.name
             qualname = self._qualname(name)
-        in_class = not is_lambda and bool(self.def_stack) and self.def_stack[-1][0] == "class"
+        in_class = not is_lambda and bool(def_stack) and def_stack[-1][0] == "class"
+        class_qualname = def_stack[-1][1] if in_class else None
         parent = self.func_stack[-1].qualname
-        func = FunctionSummary(
-            qualname=qualname, name=name, line=node.lineno, end_line=node.end_lineno or node.lineno,
-            col=node.col_offset, is_async=isinstance(node, ast.AsyncFunctionDef),
-            decorators=[] if is_lambda else self._decorators(node.decorator_list),
-            params=self._params(node.args),
-            class_qualname=self.def_stack[-1][1] if in_class else None,
-            parent=None if parent == MODULE_SCOPE else parent, is_lambda=is_lambda,
+        params = self._params(node.args)
+        func = FunctionSummary(  # positional: a dataclass __init__ with keywords costs twice as much
+            qualname, name, node.lineno, node.end_lineno or node.lineno, node.col_offset,
+            isinstance(node, ast.AsyncFunctionDef),
+            self._decorators(node.decorator_list) if not is_lambda and node.decorator_list else [],
+            params, class_qualname, None if parent == MODULE_SCOPE else parent, [], [], is_lambda,
         )
-        self.summary.functions[qualname] = func
+        summary = self.summary
+        summary.functions[qualname] = func
         if in_class:
-            self.summary.classes[self.def_stack[-1][1]].methods.append(qualname)
-        scope = _Scope(func, func.class_qualname)
-        for i, p in enumerate(func.params):
-            scope.params.add(p.name)
-            if p.annotation and p.annotation[:1] not in ("$",) and p.annotation not in ("str", "int"):
-                if _looks_like_type_ref(p.annotation):
-                    scope.locals[p.name] = f"{p.annotation}()"
-        if in_class and func.params:
-            first = func.params[0].name
-            deco_refs = {d.ref for d in func.decorators}
+            summary.classes[class_qualname].methods.append(qualname)
+        scope = _Scope(func, class_qualname)
+        scope_params = scope.params
+        scope_locals = scope.locals
+        for p in params:
+            scope_params.add(p.name)
+            ann = p.annotation
+            if ann and ann[0] != "$" and ann != "str" and ann != "int" and _looks_like_type_ref(ann):
+                scope_locals[p.name] = f"{ann}()"
+        if in_class and params:
+            first = params[0].name
+            deco_refs = [d.ref for d in func.decorators] if func.decorators else ()
             if "builtins.staticmethod" in deco_refs:
                 pass
             elif "builtins.classmethod" in deco_refs:
-                scope.locals[first] = f"@{func.class_qualname}"
-            elif func.params[0].kind in ("posonly", "arg"):
-                scope.locals[first] = f"@{func.class_qualname}()"
+                scope_locals[first] = f"@{class_qualname}"
+            elif params[0].kind in ("posonly", "arg"):
+                scope_locals[first] = f"@{class_qualname}()"
         if not is_lambda:
             # the name is bound in the enclosing scope (nested defs become local bindings)
             if parent != MODULE_SCOPE and not in_class:
@@ -467,7 +700,7 @@ class Summarizer(ast.NodeVisitor):
         self.func_stack.append(func)
         self.scopes.append(scope)
         self.loop_depth.append(0)
-        self.def_stack.append(("func", qualname))
+        def_stack.append(("func", qualname))
         return func
 
     def _exit_function(self) -> None:
@@ -476,16 +709,22 @@ class Summarizer(ast.NodeVisitor):
         self.def_stack.pop()
         self.loop_depth.pop()
         if scope.func is not None:
-            scope.func.bindings = {k: v for k, v in scope.locals.items() if not v.startswith("$")}
+            local = scope.locals
+            scope.func.bindings = {k: v for k, v in local.items() if not v.startswith("$")} if local else {}
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        visit = self.visit
         for d in node.decorator_list:
-            self.visit(d)
-        for d in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
-            self.visit(d)
+            visit(d)
+        args = node.args
+        for d in args.defaults:
+            visit(d)
+        for d in args.kw_defaults:
+            if d is not None:
+                visit(d)
         self._enter_function(node)
         for stmt in node.body:
-            self.visit(stmt)
+            visit(stmt)
         self._exit_function()
 
     visit_AsyncFunctionDef = visit_FunctionDef
@@ -501,11 +740,10 @@ class Summarizer(ast.NodeVisitor):
             self.visit(d)
         qualname = self._qualname(node.name)
         parent_cls = self.def_stack[-1][1] if self.def_stack and self.def_stack[-1][0] == "class" else None
-        cls = ClassSummary(
-            qualname=qualname, name=node.name, line=node.lineno, end_line=node.end_lineno or node.lineno,
-            bases=[self.ref(b) for b in node.bases],
-            keywords={k.arg: self.describe(k.value) for k in node.keywords if k.arg},
-            decorators=self._decorators(node.decorator_list), parent=parent_cls,
+        cls = ClassSummary(  # positional: a dataclass __init__ with keywords costs twice as much
+            qualname, node.name, node.lineno, node.end_lineno or node.lineno, [self.ref(b) for b in node.bases],
+            {k.arg: self.describe(k.value) for k in node.keywords if k.arg}, self._decorators(node.decorator_list),
+            {}, {}, [], [], parent_cls,
         )
         if parent_cls:
             self.class_stack[-1].nested_classes.append(qualname)
@@ -534,7 +772,7 @@ class Summarizer(ast.NodeVisitor):
     def _bind(self, target: ast.AST, value: ast.AST | None) -> None:
         scope = self.scopes[-1]
         func = self.func_stack[-1]
-        if isinstance(target, ast.Name):
+        if type(target) is _Name or isinstance(target, ast.Name):
             if func.qualname == MODULE_SCOPE:
                 if value is not None:
                     self.summary.assigns[target.id] = ClassAttr(self.describe(value), target.lineno)
@@ -561,10 +799,13 @@ class Summarizer(ast.NodeVisitor):
             self._bind(target.value, None)
 
     def visit_Assign(self, node: ast.Assign) -> None:
-        self.visit(node.value)
+        value = node.value
+        if type(value) not in _LEAVES:
+            self.visit(value)
         for t in node.targets:
-            self._visit_target(t)
-            self._bind(t, node.value)
+            if type(t) is not _Name:  # a name target has nothing to visit
+                self._visit_target(t)
+            self._bind(t, value)
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         if node.value is not None:
@@ -590,7 +831,20 @@ class Summarizer(ast.NodeVisitor):
 
     def _visit_target(self, target: ast.AST) -> None:
         """Calls inside assignment targets (`d[f()] = x`) still count."""
-        if not isinstance(target, ast.Name):
+        t = type(target)
+        if t is _Name:
+            return
+        # the common targets field by field (their `ctx` child records nothing)
+        if t is _Attribute:
+            if type(target.value) is not _Name:  # `self.x = ...`
+                self.visit(target.value)
+        elif t is _Subscript:
+            self.visit(target.value)
+            self.visit(target.slice)
+        elif t is _Tuple or t is _List:
+            for elt in target.elts:
+                self.visit(elt)
+        elif not isinstance(target, ast.Name):
             for child in ast.iter_child_nodes(target):
                 self.visit(child)
 
@@ -655,13 +909,16 @@ class Summarizer(ast.NodeVisitor):
     visit_AsyncWith = visit_With
 
     def visit_Return(self, node: ast.Return) -> None:
-        if node.value is not None:
-            self.visit(node.value)
-            self.func_stack[-1].returns.append(self.describe(node.value))
+        value = node.value
+        if value is not None:
+            if type(value) not in _LEAVES:
+                self.visit(value)
+            self.func_stack[-1].returns.append(self.describe(value))
 
     def visit_Yield(self, node: ast.Yield | ast.YieldFrom) -> None:
         self.func_stack[-1].is_generator = True
-        self.generic_visit(node)
+        if node.value is not None:
+            self.visit(node.value)
 
     visit_YieldFrom = visit_Yield
 
@@ -675,21 +932,57 @@ class Summarizer(ast.NodeVisitor):
         self.visit(node.value)
 
     def visit_Call(self, node: ast.Call) -> None:
-        self.visit(node.func)
-        for a in node.args:
-            self.visit(a)
-        for k in node.keywords:
-            self.visit(k.value)
-        line, col = node.lineno, self.lines.char_col(node.lineno, node.col_offset)
+        visit = self.visit
+        func = node.func
+        if type(func) is _Attribute:  # a method call: as visit_Attribute, without two calls
+            head = func.value
+            while type(head) is _Attribute:
+                head = head.value
+            if type(head) is not _Name:
+                visit(head)
+        elif type(func) is not _Name:
+            visit(func)
+        args = node.args
+        keywords = node.keywords
+        for a in args:
+            if type(a) not in _LEAVES:
+                visit(a)
+        for k in keywords:
+            if type(k.value) not in _LEAVES:
+                visit(k.value)
+        lines = self.lines
+        line = node.lineno
+        col = node.col_offset
         end_line = node.end_lineno or line
-        end_col = self.lines.char_col(end_line, node.end_col_offset or node.col_offset)
-        self.func_stack[-1].calls.append(CallSite(
-            ref=self.ref(node.func), line=line, col=col, end_line=end_line, end_col=end_col,
-            awaited=id(node) in self.awaited, loop_depth=self.loop_depth[-1],
-            args=[self.describe(a) for a in node.args],
-            kwargs={k.arg: self.describe(k.value) for k in node.keywords if k.arg},
-            star_kwargs=any(k.arg is None for k in node.keywords),
+        end_col = node.end_col_offset or col
+        if not lines.all_ascii:  # byte columns are character columns in an ASCII file
+            col = lines.char_col(line, col)
+            end_col = lines.char_col(end_line, end_col)
+        describe = self.describe
+        arg_values: list[Value] = []
+        for a in args:
+            arg_values.append(describe(a))
+        kwargs: dict[str, Value] = {}
+        star_kwargs = False
+        for k in keywords:
+            if k.arg:
+                kwargs[k.arg] = describe(k.value)
+            elif k.arg is None:
+                star_kwargs = True
+        self.func_stack[-1].calls.append(CallSite(  # positional: see visit_ClassDef
+            self.ref(func), line, col, end_line, end_col, id(node) in self.awaited, self.loop_depth[-1],
+            arg_values, kwargs, star_kwargs,
         ))
+
+
+def _dispatch_entry(cls: type, node_type: type) -> Any:
+    """Fill `_DISPATCH` for (visitor class, node type): the `visit_<Type>` method, else generic_visit."""
+    method = getattr(cls, "visit_" + node_type.__name__, cls.generic_visit)
+    _DISPATCH.setdefault(cls, {})[node_type] = method
+    return method
+
+
+_VISIT_NOTHING = Summarizer._visit_nothing
 
 
 def _looks_like_type_ref(annotation: str) -> bool:
@@ -715,16 +1008,38 @@ def _toplevel_statements(body: list[ast.stmt]):
             yield from _toplevel_statements(node.finalbody)
 
 
-class LineIndex:
-    """Convert the `ast` UTF-8 byte columns to character columns, cheaply for ASCII lines."""
+#: ASCII characters other than "\n" that `str.splitlines` ends a line at
+_OTHER_ASCII_LINE_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
 
-    __slots__ = ("_lines", "count")
+
+class LineIndex:
+    """Convert the `ast` UTF-8 byte columns to character columns, cheaply for ASCII lines.
+
+    Lines are `text.splitlines()`. Most files only need the line count and, being ASCII, no column
+    conversion: for an ASCII text whose only line break is "\n" the count is read off the text and
+    the split is made on the first `line()` call."""
+
+    __slots__ = ("_text", "_split", "count", "all_ascii")
 
     def __init__(self, text: str):
-        self._lines = text.splitlines()
-        self.count = len(self._lines)
+        #: every line is ASCII: `char_col` is the identity
+        self.all_ascii = text.isascii()
+        self._text = text
+        self._split: list[str] | None = None
+        if self.all_ascii and not any(c in text for c in _OTHER_ASCII_LINE_BREAKS):
+            self.count = text.count("\n") + (1 if text and text[-1] != "\n" else 0)
+        else:
+            self.count = len(self._lines)
+
+    @property
+    def _lines(self) -> list[str]:
+        if self._split is None:
+            self._split = self._text.splitlines()
+        return self._split
 
     def char_col(self, line: int, byte_col: int) -> int:
+        if self.all_ascii:
+            return byte_col
         if 0 < line <= self.count:
             s = self._lines[line - 1]
             if not s.isascii():

@@ -27,6 +27,11 @@ _SQL_SELECT = re.compile(r"select\s[^;]{0,300}?from\s+[\w`\"{]")
 _SQL_UPDATE = re.compile(r"update\s+[\w`\".]+\s+set\s")
 _SQL_LITERALS = ("delete from", "create index", "create unique index", "create table", "alter table",
                  "drop index", "create index concurrently")
+#: `_SQL_LITERALS` grouped under a substring they all contain ("" for none), so that one scan of a file
+#: can skip a group. "create index concurrently" is left out: it starts where "create index" does, so it
+#: adds no line.
+_SQL_LITERAL_GROUPS = (("", ("delete from",)), (" index", ("create index", "create unique index", "drop index")),
+                       (" table", ("create table", "alter table")))
 #: SQLAlchemy / Django query methods whose expressions the summary cannot describe
 _QUERY_METHODS = (".where(", ".filter(", ".filter_by(", ".order_by(", ".exclude(")
 #: ...and a sign of an ORM query in the same file (a manager, a session, a select)
@@ -151,9 +156,11 @@ def _sql_lines(text: str) -> list[int]:
         found.update(_match_lines(_SQL_SELECT, low))
     if "update" in low and " set " in low:
         found.update(_match_lines(_SQL_UPDATE, low))
-    for lit in _SQL_LITERALS:
-        if lit in low:
-            found.update(_literal_lines(low, lit))
+    for gate, literals in _SQL_LITERAL_GROUPS:
+        if gate in low:
+            for lit in literals:
+                if lit in low:
+                    found.update(_literal_lines(low, lit))
     return sorted(found)
 
 
@@ -221,13 +228,38 @@ def _spans(node: ast.AST, wanted: list[int]) -> bool:
     return i < len(wanted) and wanted[i] <= end
 
 
+_AST = ast.AST
+
+
+def _child_nodes(node: ast.AST) -> list[ast.AST]:
+    """`list(ast.iter_child_nodes(node))`, in the same order, without its two nested generators."""
+    out: list[ast.AST] = []
+    for name in node._fields:
+        value = getattr(node, name, None)
+        if isinstance(value, _AST):
+            out.append(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, _AST):
+                    out.append(item)
+    return out
+
+
+def _walk(node: ast.AST) -> list[ast.AST]:
+    """`list(ast.walk(node))`, in the same (breadth-first) order."""
+    out = [node]
+    for n in out:  # a list grows while it is iterated: the appended nodes are visited in turn
+        out.extend(_child_nodes(n))
+    return out
+
+
 def _pruned_walk(tree: ast.AST, wanted: list[int]):
     """Like ast.walk, but never descends into a statement or expression far from the wanted lines."""
     stack = [tree]
     while stack:
         node = stack.pop()
         yield node
-        for child in ast.iter_child_nodes(node):
+        for child in _child_nodes(node):
             if _spans(child, wanted):
                 stack.append(child)
 
@@ -399,8 +431,9 @@ def _walk_strings(tree: ast.AST, wanted: list[int]):
             for k in node.keywords:
                 stack.append((k.value, rev or (fname in _REVERSE_ARGS and k.arg == "reverse_sql"), sub))
             continue
-        for child in ast.iter_child_nodes(node):
-            stack.append((child, rev, (outer, direct, var, scope)))
+        child_site = (outer, direct, var, scope)
+        for child in _child_nodes(node):
+            stack.append((child, rev, child_site))
 
 
 def _report_site(node: ast.AST, site: tuple) -> tuple[int, ast.Call | None]:
@@ -455,7 +488,8 @@ def _var_use(scope: ast.AST, var: str, after: int, depth: int = 0) -> ast.Call |
     SQL (`execute`, `raw`, ...) wins over any other call (`print(sql)`)."""
     best: tuple[int, int, int] | None = None
     found: ast.Call | None = None
-    for n in ast.walk(scope):
+    nodes = _walk(scope)
+    for n in nodes:
         if not isinstance(n, ast.Call) or n.lineno <= after:
             continue
         for a in list(n.args) + [k.value for k in n.keywords]:
@@ -473,7 +507,7 @@ def _var_use(scope: ast.AST, var: str, after: int, depth: int = 0) -> ast.Call |
                 break
     if found is not None and _call_name(found) in _SQL_WRAPPERS and depth < 2:
         # `stmt = text(sql)` ... `session.execute(stmt)`: follow the wrapped value to where it runs
-        for n in ast.walk(scope):
+        for n in nodes:
             if isinstance(n, ast.Assign) and n.value is found and len(n.targets) == 1 \
                     and isinstance(n.targets[0], ast.Name):
                 return _var_use(scope, n.targets[0].id, found.lineno, depth + 1) or found
@@ -535,7 +569,7 @@ def _local_value(scope: ast.AST, node: ast.AST | None, before: int) -> ast.AST |
         return node
     best: ast.AST | None = None
     best_line = -1
-    for n in ast.walk(scope):
+    for n in _walk(scope):
         if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name) \
                 and n.targets[0].id == node.id and best_line < n.lineno < before:
             best, best_line = n.value, n.lineno

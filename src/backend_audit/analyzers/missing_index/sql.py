@@ -359,13 +359,36 @@ def _direct_tables(scope: Any, aliases: dict[str, str | None]) -> list[str]:
     return out
 
 
+#: node class -> the positions in `_query_parts`' kinds of the classes it is a subclass of
+_PART_INDEXES: dict[type, tuple[int, ...]] = {}
+
+
+def _query_parts(expr: Any) -> list[list[Any]]:
+    """[CTEs, tables, subqueries, WHEREs, joins, ORDER BYs, GROUP BYs] of a statement, each as
+    `expr.find_all(kind)` lists it (breadth first), from one walk instead of seven."""
+    from sqlglot import exp
+
+    kinds = (exp.CTE, exp.Table, exp.Subquery, exp.Where, exp.Join, exp.Order, exp.Group)
+    parts: list[list[Any]] = [[] for _ in kinds]
+    for node in expr.walk():
+        cls = type(node)
+        indexes = _PART_INDEXES.get(cls)
+        if indexes is None:
+            indexes = _PART_INDEXES[cls] = tuple(i for i, kind in enumerate(kinds) if issubclass(cls, kind))
+        for i in indexes:
+            parts[i].append(node)
+    return parts
+
+
 def _query_facts(expr: Any, locate: Locator, line: int) -> dict[str, Any]:
     from sqlglot import exp
 
-    ctes = {c.alias_or_name.lower() for c in expr.find_all(exp.CTE)}
+    # the tree is only read below, so collecting every kind up front sees what find_all would
+    cte_nodes, table_nodes, subqueries, wheres, joins, orders, group_bys = _query_parts(expr)
+    ctes = {c.alias_or_name.lower() for c in cte_nodes}
     aliases: dict[str, str | None] = {}
     tables: list[str] = []
-    for t in expr.find_all(exp.Table):
+    for t in table_nodes:
         name = t.name.lower()
         if not name:
             continue
@@ -374,7 +397,7 @@ def _query_facts(expr: Any, locate: Locator, line: int) -> dict[str, Any]:
         aliases.setdefault(name, real)
         if real and real not in tables:
             tables.append(real)
-    for sub in expr.find_all(exp.Subquery):
+    for sub in subqueries:
         if sub.alias:
             aliases[sub.alias.lower()] = None
     usages: list[dict[str, Any]] = []
@@ -448,20 +471,20 @@ def _query_facts(expr: Any, locate: Locator, line: int) -> dict[str, Any]:
                     add(target, _COMPARE_USAGE[name], clause, fn, in_or)
                     return
 
-    for where in expr.find_all(exp.Where):
+    for where in wheres:
         predicate(where.this, "where")
-    for join in expr.find_all(exp.Join):
+    for join in joins:
         on = join.args.get("on")
         if on is not None:
             predicate(on, "on")
-    for order in expr.find_all(exp.Order):
+    for order in orders:
         if isinstance(order.parent, exp.Window):
             continue
         for o in order.expressions:
             target = o.this if isinstance(o, exp.Ordered) else o
             if isinstance(target, exp.Column):
                 add(target, "order", "order")
-    for group in expr.find_all(exp.Group):
+    for group in group_bys:
         for g in group.expressions:
             if isinstance(g, exp.Column):
                 add(g, "group", "group")
