@@ -170,17 +170,11 @@ _DISPATCH: dict[type, dict[type, Any]] = {}
 # lookup) instead of `isinstance(node, ast.Name)` (a global, an attribute and a call). `ast.parse`
 # only builds these exact classes; anything else (a subclass) falls through to the isinstance code.
 _Name, _Attribute, _Call, _Constant = ast.Name, ast.Attribute, ast.Call, ast.Constant
-_Subscript, _Await, _Lambda, _BinOp, _Div = ast.Subscript, ast.Await, ast.Lambda, ast.BinOp, ast.Div
-_Tuple, _List, _Set, _Dict, _Starred = ast.Tuple, ast.List, ast.Set, ast.Dict, ast.Starred
-_JoinedStr, _FormattedValue, _UnaryOp = ast.JoinedStr, ast.FormattedValue, ast.UnaryOp
+_Subscript, _BinOp, _Tuple, _List, _Set = ast.Subscript, ast.BinOp, ast.Tuple, ast.List, ast.Set
 #: nodes the visitor records nothing for: the hottest visitors skip them without calling `visit`
 _LEAVES = frozenset({ast.Name, ast.Constant})
 #: constant value types `describe` keeps as-is (bool is an int, but is tested first by type here)
 _PLAIN_CONSTANTS = frozenset({str, int, float, bool, type(None)})
-#: expression types that have no ref (`ref` returns None without looking further)
-_NO_REF = frozenset({ast.Constant, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.BoolOp, ast.IfExp, ast.Compare,
-                     ast.UnaryOp, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.JoinedStr,
-                     ast.FormattedValue, ast.NamedExpr, ast.Starred, ast.Yield, ast.YieldFrom, ast.Slice})
 #: expression types `describe` never describes: checked before the isinstance chain would fail
 _OPAQUE_EXPRS = frozenset({ast.Starred, ast.GeneratorExp, ast.BoolOp, ast.IfExp, ast.ListComp, ast.Compare,
                            ast.DictComp, ast.SetComp, ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Slice})
@@ -188,11 +182,6 @@ _OPAQUE_EXPRS = frozenset({ast.Starred, ast.GeneratorExp, ast.BoolOp, ast.IfExp,
 
 class Summarizer(ast.NodeVisitor):
     """One pass over a module's tree that fills a `ModuleSummary`."""
-
-    #: name -> ref of a name no function scope binds (`name_ref` past the scopes): imports, module
-    #: names and builtins do not change once `_collect_module_bindings` has run, so each name is
-    #: resolved once. None (a subclass that fills `summary.imports`/`module_bound` itself): no cache.
-    _global_refs: dict[str, str] | None = None
 
     def __init__(self, tree: ast.Module, line_offsets: "LineIndex"):
         self.summary = ModuleSummary()
@@ -206,7 +195,6 @@ class Summarizer(ast.NodeVisitor):
         #: ("class"|"func", qualname) of the enclosing definitions, innermost last
         self.def_stack: list[tuple[str, str]] = []
         self._collect_module_bindings(tree)
-        self._global_refs = {}
         module_func = FunctionSummary(
             qualname=MODULE_SCOPE, name=MODULE_SCOPE, line=1, end_line=max(1, line_offsets.count),
             col=0, is_async=False, decorators=[], params=[], class_qualname=None, parent=None,
@@ -281,11 +269,10 @@ class Summarizer(ast.NodeVisitor):
     def visit_Dict(self, node: ast.Dict) -> None:
         visit = self.visit
         for k in node.keys:
-            if k is not None and type(k) not in _LEAVES:  # `**mapping` has no key
+            if k is not None:  # `**mapping` has no key
                 visit(k)
         for v in node.values:
-            if type(v) not in _LEAVES:
-                visit(v)
+            visit(v)
 
     def visit_Starred(self, node: ast.Starred) -> None:
         self.visit(node.value)
@@ -330,8 +317,7 @@ class Summarizer(ast.NodeVisitor):
                 self.scopes[-1].locals[alias.asname or alias.name] = f"{base}{sep}{alias.name}"
 
     def visit_Expr(self, node: ast.Expr) -> None:
-        if type(node.value) is not _Constant:  # docstrings
-            self.visit(node.value)
+        self.visit(node.value)
 
     def visit_If(self, node: ast.If) -> None:
         visit = self.visit
@@ -343,31 +329,24 @@ class Summarizer(ast.NodeVisitor):
 
     def visit_Compare(self, node: ast.Compare) -> None:
         visit = self.visit
-        if type(node.left) not in _LEAVES:
-            visit(node.left)
+        visit(node.left)
         for c in node.comparators:
-            if type(c) not in _LEAVES:
-                visit(c)
+            visit(c)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
-        if type(node.value) is not _Name:
-            self.visit(node.value)
-        if type(node.slice) not in _LEAVES:
-            self.visit(node.slice)
+        self.visit(node.value)
+        self.visit(node.slice)
 
     def _visit_elts(self, node: ast.Tuple | ast.List | ast.Set) -> None:
         visit = self.visit
         for e in node.elts:
-            if type(e) not in _LEAVES:
-                visit(e)
+            visit(e)
 
     visit_Tuple = visit_List = visit_Set = _visit_elts
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
-        if type(node.left) not in _LEAVES:
-            self.visit(node.left)
-        if type(node.right) not in _LEAVES:
-            self.visit(node.right)
+        self.visit(node.left)
+        self.visit(node.right)
 
     def _visit_values(self, node: ast.BoolOp | ast.JoinedStr) -> None:
         visit = self.visit
@@ -424,74 +403,17 @@ class Summarizer(ast.NodeVisitor):
                 return local[name]
             if name in scope.params:
                 return "$" + name
-        cache = self._global_refs
-        if cache is not None:
-            r = cache.get(name)
-            if r is not None:
-                return r
         imports = self.summary.imports
         if name in imports:
-            r = imports[name]
-        elif name in self.module_bound:
-            r = "@" + name
-        elif name in BUILTIN_NAMES:
-            r = "builtins." + name
-        else:
-            r = "$" + name
-        if cache is not None:
-            cache[name] = r
-        return r
+            return imports[name]
+        if name in self.module_bound:
+            return "@" + name
+        if name in BUILTIN_NAMES:
+            return "builtins." + name
+        return "$" + name
 
     def ref(self, node: ast.AST) -> str | None:
         """The ref of an expression (names, attributes, calls, subscripts), else None."""
-        t = type(node)
-        if t is _Name:
-            return self.name_ref(node.id)
-        if t is _Attribute and type(node.value) is _Name:  # `self.x`, `models.CharField`
-            return f"{self.name_ref(node.value.id)}.{node.attr}"
-        # Walk down the chain (`a.b().c[0]`) collecting suffixes outermost first, instead of one
-        # recursive call per link: the same string as the recursive definition in `_ref_generic`.
-        suffixes: list[str] = []
-        while True:
-            if t is _Attribute:
-                suffixes.append(node.attr)
-                suffixes.append(".")
-                node = node.value
-            elif t is _Call:
-                suffixes.append("()")
-                node = node.func
-            elif t is _Name:
-                head = self.name_ref(node.id)
-                break
-            elif t is _Subscript:
-                suffixes.append("[]")
-                node = node.value
-            elif t is _Await:
-                node = node.value
-            elif t is _Lambda:
-                head = f"@{self._lambda_qualname(node)}"
-                break
-            elif t is _BinOp:
-                if not isinstance(node.op, _Div):
-                    return None
-                # `Path(base) / name` is still a Path (`__truediv__` returns the left operand's type)
-                node = node.left
-            elif t in _NO_REF:
-                return None
-            else:  # not a class `ast.parse` builds: the isinstance-based definition decides
-                head = self._ref_generic(node)
-                if head is None:
-                    return None
-                break
-            t = type(node)
-        if not suffixes:
-            return head
-        suffixes.append(head)
-        suffixes.reverse()
-        return "".join(suffixes)
-
-    def _ref_generic(self, node: ast.AST) -> str | None:
-        """`ref` by isinstance tests (the reference definition; `ref` is its fast path)."""
         if isinstance(node, ast.Name):
             return self.name_ref(node.id)
         if isinstance(node, ast.Attribute):
@@ -546,7 +468,10 @@ class Summarizer(ast.NodeVisitor):
         elif t is _Tuple or t is _List or t is _Set:
             describe = self.describe
             depth += 1
-            return ("list", [describe(e, depth) for e in node.elts])
+            items = []
+            for e in node.elts:
+                items.append(describe(e, depth))
+            return ("list", items)
         elif t is _BinOp:
             return ("binop", type(node.op).__name__, self.describe(node.left, depth + 1),
                     self.describe(node.right, depth + 1))
@@ -709,8 +634,11 @@ class Summarizer(ast.NodeVisitor):
         self.def_stack.pop()
         self.loop_depth.pop()
         if scope.func is not None:
-            local = scope.locals
-            scope.func.bindings = {k: v for k, v in local.items() if not v.startswith("$")} if local else {}
+            bindings = {}
+            for k, v in scope.locals.items():
+                if not v.startswith("$"):
+                    bindings[k] = v
+            scope.func.bindings = bindings
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         visit = self.visit
@@ -836,8 +764,7 @@ class Summarizer(ast.NodeVisitor):
             return
         # the common targets field by field (their `ctx` child records nothing)
         if t is _Attribute:
-            if type(target.value) is not _Name:  # `self.x = ...`
-                self.visit(target.value)
+            self.visit(target.value)
         elif t is _Subscript:
             self.visit(target.value)
             self.visit(target.slice)
@@ -911,8 +838,7 @@ class Summarizer(ast.NodeVisitor):
     def visit_Return(self, node: ast.Return) -> None:
         value = node.value
         if value is not None:
-            if type(value) not in _LEAVES:
-                self.visit(value)
+            self.visit(value)
             self.func_stack[-1].returns.append(self.describe(value))
 
     def visit_Yield(self, node: ast.Yield | ast.YieldFrom) -> None:
