@@ -130,6 +130,18 @@ def _union(values) -> frozenset[str]:
     return frozenset(out)
 
 
+def _union2(a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
+    """`_union((a, b))`, without the loop when a side is empty (the usual case)."""
+    if not b:
+        if not a:
+            return EMPTY
+        if type(a) is frozenset and len(a) <= MAX_ATOMS:
+            return a
+    elif not a and type(b) is frozenset and len(b) <= MAX_ATOMS:
+        return b
+    return _union((a, b))
+
+
 def _numeric(atoms: frozenset[str]) -> frozenset[str]:
     return frozenset(a if a.startswith("n|") else "n|" + a for a in atoms)
 
@@ -140,14 +152,29 @@ def _merge(envs: list[dict[str, frozenset[str]]], paths: bool = True) -> dict[st
         return dict(envs[0])
     # start from a copy of the first env (same key order as inserting its keys one by one)
     out: dict[str, frozenset[str]] = dict(envs[0])
-    get = out.get
-    for env in envs[1:]:
-        for k, v in env.items():
-            old = get(k)
-            if old is None:
-                out[k] = v
-            elif old is not v and old != v:
-                out[k] = old | v
+    if len(envs) == 2:
+        # (the usual join, after an `if`): the later env's keys and values, then the union
+        # (earlier first) where both have a key with other values; none when they are equal
+        first, second = envs
+        out.update(second)
+        if first == second:  # (compares values by identity first: a fast test in C)
+            return out
+        get = second.get
+        for k, v in first.items():
+            w = get(k)
+            if w is not None and w is not v and w != v:
+                out[k] = v | w
+    else:
+        get = out.get
+        for env in envs[1:]:
+            for k, v in env.items():
+                old = get(k)
+                if old is None:
+                    out[k] = v
+                elif old != v:
+                    out[k] = old | v
+                else:
+                    out[k] = v  # (an equal value: the later one, as the 2-env join keeps)
     if not paths:
         return out
     # an access path (`request.GET['next']`, `form.url`) cleaned by a guard on some paths only:
@@ -173,8 +200,9 @@ def safe_prefix(s: str) -> bool:
 
 
 class _Derived:
-    """What the collector derives from one `TaintModels` (built once per models object, not per
-    file): merged name sets."""
+    """What the collector derives from one `TaintModels`, built once per models object rather
+    than per file: merged name sets, and the catalog's verdicts on callee refs and method names
+    as bit flags, remembered across files."""
 
     __slots__ = ("guard_name", "meth_flags", "meth_lists", "models", "ref_flags", "ref_lists", "runner_meths",
                  "runner_refs", "source_attrs", "source_methods", "special_refs")
@@ -239,6 +267,8 @@ _M_CLEAN = 16  # clean_methods
 _M_GUARDING = 32  # containment_methods, guard_methods or anchored_regex_methods
 _M_SPECIAL = 64  # `sub`, `format`, `update` (see `_special_call`)
 _SPECIAL_METHODS = frozenset(("sub", "format", "update"))
+#: the tests `_guard` may evaluate parts of (the others it only reads, or ignores)
+_EVALUATING_GUARDS = frozenset((ast.Call, ast.Compare, ast.UnaryOp, ast.BoolOp, ast.NamedExpr))
 _GETTERS = frozenset(("get", "getlist", "getone", "getall", "get_all"))
 _MISSING = object()
 
@@ -283,11 +313,9 @@ class TaintCollector(Summarizer):
         self.text = text  # for the lazy `has_limit` / `has_registry` (each a few scans of the text)
         self.class_attrs: dict[str, set[str]] = {}
         self.property_cache: dict[str, bool] = {}  # qualname -> _is_property (the module summary is fixed)
-        derived = _derived(models)
+        derived = _derived(models)  # (the same for every file of a scan)
         self.source_methods = derived.source_methods
         self.source_attrs = derived.source_attrs
-        # pure functions of a ref, remembered for this file (small dicts: a process-wide one
-        # grows to every ref of the project and its lookups miss the CPU caches)
         self.special_refs = derived.special_refs
         self.ref_lists = derived.ref_lists
         self.meth_lists = derived.meth_lists
@@ -525,8 +553,8 @@ class TaintCollector(Summarizer):
         return frozenset((f"r:{j}",))
 
     def _registry_shaped(self, node: ast.AST) -> bool:
-        """False when `_registry_key(node)` is None whatever the names are bound to: a cheap test
-        (no ref resolved) that spares most files the text scans of `has_registry`."""
+        """False when `_registry_key(node)` is certainly None: its tests of the node's shape and
+        names, without the key. Spares most files the text scans of `has_registry`."""
         m = self.m
         t = type(node)
         if t is ast.Subscript:
@@ -688,7 +716,7 @@ class TaintCollector(Summarizer):
                 if st.ret_items is None:
                     st.ret_items = items
                 elif st.ret_items and len(st.ret_items) == len(items):
-                    st.ret_items = [_union((a, b)) for a, b in zip(st.ret_items, items)]
+                    st.ret_items = [_union2(a, b) for a, b in zip(st.ret_items, items)]
                 else:
                     st.ret_items = []
             else:
@@ -698,10 +726,10 @@ class TaintCollector(Summarizer):
     def _s_augassign(self, s: ast.AugAssign, env: dict) -> tuple[dict, bool]:
         v = self._ev(s.value)
         if type(s.target) is ast.Name:
-            self.env[s.target.id] = _union((self.env.get(s.target.id, EMPTY), v))
+            self.env[s.target.id] = _union2(self.env.get(s.target.id, EMPTY), v)
             self.st.prefix_names.discard(s.target.id)
         else:
-            self._assign(s.target, _union((self._ev(s.target), v)), None)
+            self._assign(s.target, _union2(self._ev(s.target), v), None)
         return self.env, False
 
     def _s_annassign(self, s: ast.AnnAssign, env: dict) -> tuple[dict, bool]:
@@ -826,9 +854,16 @@ class TaintCollector(Summarizer):
             return
         if st.pred is not None and not st.pred:
             return  # some return already accepts every parameter as it is
-        env = dict(self.env)
-        on_true, _ = self._guard(value)
-        self._apply_clean(env, on_true)
+        if type(value) in _EVALUATING_GUARDS:
+            env = dict(self.env)  # (taken before the guard, which may evaluate parts of the value)
+            on_true, _ = self._guard(value)
+            self._apply_clean(env, on_true)
+        else:  # a test `_guard` reads without evaluating anything: a copy only to clean in
+            on_true, _ = self._guard(value)
+            env = self.env
+            if on_true:
+                env = dict(env)
+                self._apply_clean(env, on_true)
         # what each parameter holds here (joined with the earlier returns), keeping those that
         # no longer carry themselves
         pred: dict[str, frozenset[str]] = {}
@@ -839,7 +874,7 @@ class TaintCollector(Summarizer):
                     pred[p] = v
         else:
             for p, old in st.pred.items():  # (every key is a parameter name)
-                v = _union((old, env.get(p, EMPTY)))
+                v = _union2(old, env.get(p, EMPTY))
                 if f"p:{p}" not in v:
                     pred[p] = v
         st.pred = pred
@@ -912,7 +947,7 @@ class TaintCollector(Summarizer):
                     w = st.facts.attr_writes
                     if w is None:
                         w = st.facts.attr_writes = {}
-                    w[target.attr] = _union((w.get(target.attr, EMPTY), v))
+                    w[target.attr] = _union2(w.get(target.attr, EMPTY), v)
         elif tt is ast.Subscript:
             base = target.value
             key = self._ev(target.slice)
@@ -1376,7 +1411,7 @@ class TaintCollector(Summarizer):
             texts = _PERCENT.split(node.left.value)
             if len(texts) == len(values) + 1 and type(right) is not ast.Dict:
                 return self._concat(_interleave(texts, values))
-        return _union((self._ev(node.left), self._ev(node.right)))
+        return _union2(self._ev(node.left), self._ev(node.right))
 
     def _ev_elts(self, node: ast.List | ast.Tuple | ast.Set) -> frozenset[str]:
         ev = self._ev
@@ -1393,7 +1428,7 @@ class TaintCollector(Summarizer):
     def _ev_ifexp(self, node: ast.IfExp) -> frozenset[str]:
         self._ev(node.test)
         on_true, on_false = self._guard(node.test)
-        return _union((self._guarded(node.body, on_true), self._guarded(node.orelse, on_false)))
+        return _union2(self._guarded(node.body, on_true), self._guarded(node.orelse, on_false))
 
     def _ev_compare(self, node: ast.Compare) -> frozenset[str]:
         # evaluated for what the operands record (constants, the most frequent operands, record nothing)
@@ -1415,7 +1450,7 @@ class TaintCollector(Summarizer):
         return v
 
     def _ev_slice(self, node: ast.Slice) -> frozenset[str]:
-        return _union((self._ev(node.lower), self._ev(node.upper)))
+        return _union2(self._ev(node.lower), self._ev(node.upper))
 
     def _lambda(self, node: ast.Lambda) -> frozenset[str]:
         """A lambda's body runs with the enclosing variables (`run_in_executor(None, lambda:
@@ -1490,7 +1525,7 @@ class TaintCollector(Summarizer):
                 for n, old in self._apply_clean(env, [n for n in on_true if n[0] == "?" or n in env]).items():
                     saved.setdefault(n, old)
         if isinstance(node, ast.DictComp):
-            v = _union((self._ev(node.key), self._ev(node.value)))
+            v = _union2(self._ev(node.key), self._ev(node.value))
         else:
             v = self._ev(node.elt)
         for k, old in saved.items():
@@ -1595,7 +1630,11 @@ class TaintCollector(Summarizer):
             if len(v) == 1 and f"p:{name}" in v:
                 return frozenset((f"p:{name}.{attr}",))
             return v
-        return self._ev(base)
+        # (the usual receivers straight to their handlers rather than through `_ev`)
+        tb = type(base)
+        if tb is ast.Attribute:
+            return self._attribute(base)
+        return self._call(base) if tb is ast.Call else self._ev(base)
 
     def _is_property(self, qualname: str) -> bool:
         got = self.property_cache.get(qualname)
@@ -1720,7 +1759,8 @@ class TaintCollector(Summarizer):
                     recv = self._closure_ref(base)
                 base_ref = self.name_ref(base.id)
             else:
-                recv = ev(base)
+                tb = type(base)
+                recv = self._attribute(base) if tb is ast.Attribute else self._call(base) if tb is ast.Call else ev(base)
                 base_ref = self.ref(base)
             ref = f"{base_ref}.{meth}" if base_ref is not None else None
             self.func_refs[func] = ref  # as `Summarizer.ref(func)` builds it (see `_func_ref`)
@@ -1767,7 +1807,7 @@ class TaintCollector(Summarizer):
             v = ev(k.value)
             if k.arg is None:
                 if not self._const_keys(k.value):
-                    star = _union((star, v))
+                    star = _union2(star, v)
             else:
                 kwargs[k.arg] = v
         if kwargs and not any_arg:  # (the last value counts where a keyword is repeated)
@@ -1848,7 +1888,7 @@ class TaintCollector(Summarizer):
             # a library function: its result is made from its first argument (`unquote(x)`,
             # `json.loads(x)`); the others are options (`translate_url(url, lang)`) unless listed
             return args[0]
-        return _union((recv, *args))
+        return _union2(recv, args[0]) if len(args) == 1 else _union((recv, *args))
 
     def _special_call(self, node: ast.Call, ref: str | None, rflags: int, meth: str | None, args: list,
                       kwargs: dict, star: frozenset[str], recv: frozenset[str], recv_ref: str) -> frozenset[str] | None:
@@ -1996,11 +2036,11 @@ class TaintCollector(Summarizer):
         j = st.call_ids.get(pos)
         if j is not None:
             old = st.facts.calls[j]
-            old.args = [_union((a, b)) for a, b in zip(old.args, args)] if len(old.args) == len(args) else args
+            old.args = [_union2(a, b) for a, b in zip(old.args, args)] if len(old.args) == len(args) else args
             for k, v in kwargs.items():
-                old.kwargs[k] = _union((old.kwargs.get(k, EMPTY), v))
-            old.star = _union((old.star, star))
-            old.recv = _union((old.recv, recv))
+                old.kwargs[k] = _union2(old.kwargs.get(k, EMPTY), v)
+            old.star = _union2(old.star, star)
+            old.recv = _union2(old.recv, recv)
             return j
         hints: dict = {}
         func = node.func if type(node) is ast.Call else None
