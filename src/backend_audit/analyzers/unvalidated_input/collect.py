@@ -499,7 +499,7 @@ class TaintCollector(Summarizer):
             if name in scope.params or "." in name or "[" in name:
                 continue
             got = [f"p:{name}"] if name in free else []
-            for a in atoms:
+            for a in sorted(atoms):  # a set: sorted, so the new sources' ids never follow the hash seed
                 flags, _, rest = a.rpartition("|") if "|" in a and not a.startswith("g:") else ("", "", a)
                 if rest.startswith("s:"):
                     desc, line, col, key = outer.sources[int(rest[2:])]
