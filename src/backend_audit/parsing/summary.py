@@ -680,19 +680,23 @@ class Summarizer(ast.NodeVisitor):
         self.summary.classes[qualname] = cls
         self.class_stack.append(cls)
         self.def_stack.append(("class", qualname))
+        visit = self.visit
         for stmt in node.body:
             if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-                for t in targets:
-                    if isinstance(t, ast.Name) and stmt.value is not None:
-                        ann = self._annotation(stmt.annotation) if isinstance(stmt, ast.AnnAssign) else None
-                        cls.attrs[t.id] = ClassAttr(self.describe(stmt.value), stmt.lineno, ann)
-                    elif isinstance(t, ast.Name) and isinstance(stmt, ast.AnnAssign):
+                is_assign = isinstance(stmt, ast.Assign)
+                value = stmt.value
+                for t in stmt.targets if is_assign else [stmt.target]:
+                    if not isinstance(t, ast.Name):
+                        continue
+                    if value is not None:
+                        ann = None if is_assign else self._annotation(stmt.annotation)
+                        cls.attrs[t.id] = ClassAttr(self.describe(value), stmt.lineno, ann)
+                    elif not is_assign:
                         cls.attrs[t.id] = ClassAttr(("?",), stmt.lineno, self._annotation(stmt.annotation))
-                if stmt.value is not None:
-                    self.visit(stmt.value)
+                if value is not None:
+                    visit(value)
             else:
-                self.visit(stmt)
+                visit(stmt)
         self.class_stack.pop()
         self.def_stack.pop()
 
