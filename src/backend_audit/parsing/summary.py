@@ -959,7 +959,8 @@ class LineIndex:
         if self.all_ascii and not any(c in text for c in _OTHER_ASCII_LINE_BREAKS):
             self.count = text.count("\n") + (1 if text and text[-1] != "\n" else 0)
         else:
-            self.count = len(self._lines)
+            self._split = text.splitlines()
+            self.count = len(self._split)
 
     @property
     def _lines(self) -> list[str]:
@@ -971,7 +972,7 @@ class LineIndex:
         if self.all_ascii:
             return byte_col
         if 0 < line <= self.count:
-            s = self._lines[line - 1]
+            s = self._split[line - 1]  # a text that is not all ASCII is split up front
             if not s.isascii():
                 return len(s.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
         return byte_col
