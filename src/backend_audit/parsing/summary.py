@@ -249,9 +249,7 @@ class Summarizer(ast.NodeVisitor):
         for stmt in node.finalbody:
             visit(stmt)
 
-    visit_Try = _visit_try
-    if hasattr(ast, "TryStar"):  # Python 3.11+: same fields as Try
-        visit_TryStar = _visit_try
+    visit_Try = visit_TryStar = _visit_try  # `try ... except*` has the same fields
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         visit = self.visit

@@ -25,11 +25,8 @@ from backend_audit.analyzers.missing_index import sql as sqlmod
 #: literal prefix on the lower-cased text (the `re` engine is slow on alternations with \\b)
 _SQL_SELECT = re.compile(r"select\s[^;]{0,300}?from\s+[\w`\"{]")
 _SQL_UPDATE = re.compile(r"update\s+[\w`\".]+\s+set\s")
-_SQL_LITERALS = ("delete from", "create index", "create unique index", "create table", "alter table",
-                 "drop index", "create index concurrently")
-#: `_SQL_LITERALS` grouped under a substring they all contain ("" for none), so that one scan of a file
-#: can skip a group. "create index concurrently" is left out: it starts where "create index" does, so it
-#: adds no line.
+#: ...and the statements found by their first words ("create index concurrently" starts where "create index"
+#: does), grouped under a substring they all contain ("" for none) so that one scan of a file skips a group
 _SQL_LITERAL_GROUPS = (("", ("delete from",)), (" index", ("create index", "create unique index", "drop index")),
                        (" table", ("create table", "alter table")))
 #: SQLAlchemy / Django query methods whose expressions the summary cannot describe
