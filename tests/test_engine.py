@@ -58,3 +58,15 @@ def test_findings_do_not_depend_on_string_hashing():
     assert runs[0]
     assert runs[1] == runs[0]
     assert runs[2] == runs[0]
+
+
+def test_a_file_nested_too_deeply_is_a_diagnostic_and_the_scan_goes_on(tmp_path):
+    """Thousands of chained operators parse (or not) but nest deeper than a recursive walk can
+    follow: that file becomes a `too-complex` diagnostic; the rest of the project is analysed."""
+    for n in (1500, 30000):  # deeper than the summary's recursion; deeper than the parser's
+        (tmp_path / f"generated_{n}.py").write_text("def f(a):\n    return " + "+".join(["a"] * n) + "\n")
+    (tmp_path / "views.py").write_text("import requests\n\ndef view():\n    return requests.get('http://x')\n")
+    result = scan(ScanOptions(paths=[str(tmp_path)], use_cache=False, jobs=1), load_catalog())
+    kinds = {e.path: e.kind for e in result.errors}
+    assert kinds == {"generated_1500.py": "too-complex", "generated_30000.py": "too-complex"}
+    assert [f.path for f in result.findings] == ["views.py"]  # BA403: no timeout

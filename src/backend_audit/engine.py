@@ -20,7 +20,7 @@ from backend_audit.catalog import Catalog
 from backend_audit.discovery import DEFAULT_EXCLUDES, DEFAULT_MAX_BYTES, SourceFile, discover
 from backend_audit.findings import Diagnostic, Finding, ScanResult, assign_fingerprints
 from backend_audit.index.project import ProjectIndex
-from backend_audit.parsing.source import SourceProblem, decode_source, parse_python
+from backend_audit.parsing.source import TOO_COMPLEX, SourceProblem, decode_source, parse_python
 from backend_audit.pickling import positional_pickle
 from backend_audit.parsing.summary import LineIndex, ModuleSummary, find_suppressions, summarize_module
 
@@ -78,7 +78,11 @@ def summarize_file(kind: str, data: bytes, catalog: Catalog, analyzers: list[Ana
         except SourceProblem as exc:
             result.problem = (exc.kind, exc.message, exc.line)
             return result
-        result.module = summarize_module(tree, text, lines)
+        try:
+            result.module = summarize_module(tree, text, lines)
+        except RecursionError:  # parsed, but deeper than the summary's recursion can follow
+            result.problem = ("too-complex", TOO_COMPLEX, None)
+            return result
         result.suppressions = result.module.suppressions
     else:
         result.suppressions = find_suppressions(text)

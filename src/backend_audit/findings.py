@@ -121,7 +121,7 @@ class Diagnostic:
     """A problem with an input file or the run itself that did not stop the scan."""
 
     path: str
-    kind: str  # e.g. "syntax-error", "needs-newer-python", "binary-file", "decode-error", "too-large", "unreadable", "symlink-loop"
+    kind: str  # e.g. "syntax-error", "needs-newer-python", "binary-file", "decode-error", "too-large", "too-complex", "unreadable", "symlink-loop"
     message: str
     line: int | None = None
 

@@ -47,6 +47,10 @@ def decode_source(data: bytes, python: bool) -> str:
     return text
 
 
+#: the message of a file whose expressions nest deeper than the parser or the summary can follow
+TOO_COMPLEX = "expressions nested too deeply to analyse (e.g. thousands of chained operators); skipped"
+
+
 def parse_python(text: str, path: str) -> ast.Module:
     """`ast.parse`, or a diagnostic telling a real syntax error from syntax newer than this Python."""
     try:
@@ -65,7 +69,9 @@ def parse_python(text: str, path: str) -> ast.Module:
                 line,
             ) from None
         raise SourceProblem("syntax-error", f"syntax error at line {line}: {exc.msg}", line) from None
-    except (ValueError, RecursionError, MemoryError) as exc:
+    except RecursionError:
+        raise SourceProblem("too-complex", TOO_COMPLEX) from None
+    except (ValueError, MemoryError) as exc:
         raise SourceProblem("syntax-error", f"cannot parse: {exc}") from None
 
 
