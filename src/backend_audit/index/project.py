@@ -50,8 +50,13 @@ def split_ref(ref: str) -> list[str]:
     return split_top_level(ref, ".", "<", ">")
 
 
+_MARKERS = ("()", "[]")
+
+
 def strip_markers(segment: str) -> tuple[str, str]:
     """"get()[]" -> ("get", "()[]")."""
+    if segment[-1:] not in (")", "]"):  # the common case: no marker (a hot path of resolution)
+        return segment, ""
     i = len(segment)
     while i >= 2 and segment[i - 2: i] in ("()", "[]"):
         i -= 2
@@ -66,7 +71,7 @@ def _text(key: str, kind: str) -> str:
     return f"{key}()" if kind == "instance" else key
 
 
-@dataclass
+@dataclass(slots=True)  # read on every hot path: slot access, no instance __dict__
 class FunctionInfo:
     qualified: str
     module: str
@@ -78,7 +83,7 @@ class FunctionInfo:
         return self.summary.is_async
 
 
-@dataclass
+@dataclass(slots=True)
 class ClassInfo:
     qualified: str
     module: str
@@ -87,7 +92,7 @@ class ClassInfo:
     bases: list[str] = field(default_factory=list)  # canonical refs
 
 
-@dataclass
+@dataclass(slots=True)
 class ResolvedCall:
     site: CallSite
     target: str | None  # canonical ref of the callee (project qualified name or external)
@@ -101,8 +106,19 @@ class ProjectIndex:
         self.module_of: dict[str, str] = {}
         self.path_of: dict[str, str] = {}
         self.packages: set[str] = set()
-        self._resolved: dict[tuple[str, str], str] = {}  # per index: a class-level cache would keep it alive
+        self._resolved: dict[str, dict[str, str]] = {}  # module -> ref -> canonical ref (per index: a
+        # class-level cache would keep it alive)
+        self._by_absolute: dict[str, str] = {}  # absolute ref -> _canonical(ref, 0)
         self._assign_module_names()
+        #: every module name in `path_of` and each of its dotted prefixes: a ref none of whose
+        #: prefixes is in here cannot start with a module name (lets `_canonical` stop early)
+        self._module_prefixes: set[str] = set()
+        for name in self.path_of:
+            self._module_prefixes.add(name)
+            dot = name.find(".")
+            while dot >= 0:
+                self._module_prefixes.add(name[:dot])
+                dot = name.find(".", dot + 1)
         self.functions: dict[str, FunctionInfo] = {}
         self.classes: dict[str, ClassInfo] = {}
         for path, summary in summaries.items():
@@ -124,6 +140,7 @@ class ProjectIndex:
         self._mro.clear()
         self._ancestors.clear()
         self._resolved.clear()
+        self._by_absolute.clear()
 
     # ----- modules ---------------------------------------------------------------------------
     def _assign_module_names(self) -> None:
@@ -182,42 +199,75 @@ class ProjectIndex:
         """The canonical ref of `ref` as written in `module` (see module docstring)."""
         if ref is None:
             return None
-        if ref.startswith("$"):
+        if ref[:1] == "$":
             return ref
-        key = (module, ref)
-        out = self._resolved.get(key)
+        # memo per module, then per ref: no (module, ref) tuple to build and hash on every call
+        memo = self._resolved.get(module)
+        if memo is None:
+            memo = self._resolved[module] = {}
+        out = memo.get(ref)
         if out is None:
-            out = self._resolved[key] = self._canonical(self._absolute(module, ref), 0)
+            head = ref[:1]
+            if head != "@" and head != "." and "<" not in ref and ">" not in ref \
+                    and ref.partition(".")[0] not in self._module_prefixes:
+                out = ref  # already absolute, and its first segment starts no module name: external
+            else:
+                # many modules import the same absolute ref: canonicalise each one once
+                absolute = self._absolute(module, ref)
+                out = self._by_absolute.get(absolute)
+                if out is None:
+                    # `@name` in a module: the ref starts with that module's name (skip finding it)
+                    known = module if head == "@" and module in self.path_of and "<" not in module \
+                        and ">" not in module and module[-2:] not in _MARKERS else ""
+                    out = self._by_absolute[absolute] = self._canonical(absolute, 0, known)
+            memo[ref] = out
         return out
 
-    def _canonical(self, ref: str, depth: int) -> str:
+    def _canonical(self, ref: str, depth: int, module: str = "") -> str:
+        """`module`: a project module name (in `path_of`, without markers or brackets) that `ref`
+        starts with, followed by a dot, when the caller knows it."""
         if depth > MAX_RESOLVE_DEPTH:
             return ref
         segments = split_ref(ref)
-        mod_end = 0  # the longest prefix that names a project module
-        for i in range(len(segments), 0, -1):
-            if not strip_markers(segments[i - 1])[1] and ".".join(segments[:i]) in self.path_of:
-                mod_end = i
-                break
+        # the longest prefix that names a project module: `".".join(segments[:i])` is `ref[:end]`
+        path_of = self.path_of
+        prefixes = self._module_prefixes
+        if module:  # its segments come first, and it is the longest module prefix so far
+            start = mod_end = module.count(".") + 1
+            mod_len = end = len(module)
+        else:
+            start = mod_end = mod_len = 0
+            end = -1
+        for i in range(start, len(segments)):
+            seg = segments[i]
+            end += len(seg) + 1
+            prefix = ref[:end]
+            if prefix not in prefixes:
+                break  # no longer prefix can name a module either
+            if seg[-2:] not in _MARKERS and prefix in path_of:
+                mod_end, mod_len = i + 1, end
         if mod_end == 0:
             return ref  # external
-        key, kind = self.canonical_module(".".join(segments[:mod_end])), "module"
+        key, kind = self.canonical_module(ref[:mod_len]), "module"
+        member = self._member
         for i in range(mod_end, len(segments)):
-            name, markers = strip_markers(segments[i])
-            rest = segments[i + 1:]
-            step = self._member(kind, key, name, depth)
+            seg = segments[i]
+            name, markers = strip_markers(seg) if seg[-1:] in (")", "]") else (seg, "")
+            step = member(kind, key, name, depth)
             if step is None:
-                return _join(_text(key, kind) + "." + segments[i], rest)
+                return _join(_text(key, kind) + "." + seg, segments[i + 1:])
             key, kind = step
             if kind == "ref":  # an alias of something else: substitute it and start over
-                return self._canonical(_join(key + markers, rest), depth + 1)
+                return self._canonical(_join(key + markers, segments[i + 1:]), depth + 1)
+            if not markers:
+                continue
             for j in range(0, len(markers), 2):
                 step = self._apply_marker(kind, key, markers[j:j + 2], depth)
                 if step is None:
-                    return _join(_text(key, kind) + markers[j:], rest)
+                    return _join(_text(key, kind) + markers[j:], segments[i + 1:])
                 key, kind = step
                 if kind == "ref":
-                    return self._canonical(_join(key + markers[j + 2:], rest), depth + 1)
+                    return self._canonical(_join(key + markers[j + 2:], segments[i + 1:]), depth + 1)
         return _text(key, kind)
 
     def _member(self, kind: str, current: str, name: str, depth: int) -> tuple[str, str] | None:
@@ -311,13 +361,16 @@ class ProjectIndex:
 
     def _compute_mro(self, cls: str) -> list[str]:
         out: list[str] = []
+        seen: set[str] = set()  # = set(out)
+        classes = self.classes
         stack = [cls]
         while stack:
             c = stack.pop(0)
-            if c in out or c not in self.classes:
+            if c in seen or c not in classes:
                 continue
             out.append(c)
-            stack[0:0] = [b for b in self.classes[c].bases if b in self.classes]
+            seen.add(c)
+            stack[0:0] = [b for b in classes[c].bases if b in classes]
         return out
 
     def ancestors(self, cls: str) -> set[str]:

@@ -32,9 +32,9 @@ from typing import Any
 from backend_audit.analyzers.base import AnalysisContext, Analyzer, FileUnit
 from backend_audit.analyzers.blocking_io import model as catalog_model
 from backend_audit.analyzers.blocking_io.django_orm import DjangoORM
-from backend_audit.analyzers.blocking_io.entrypoints import entry_points, request_path
+from backend_audit.analyzers.blocking_io.entrypoints import REGISTRATION_NAMES, entry_points, request_path
 from backend_audit.analyzers.blocking_io.facts import collect_facts
-from backend_audit.analyzers.blocking_io.timeouts import TimeoutChecks
+from backend_audit.analyzers.blocking_io.timeouts import HTTP_NAMES, TimeoutChecks
 from backend_audit.findings import Finding, Related
 from backend_audit.index.project import (
     FunctionInfo,
@@ -43,7 +43,7 @@ from backend_audit.index.project import (
     split_ref,
     strip_markers,
 )
-from backend_audit.parsing.summary import MODULE_SCOPE
+from backend_audit.parsing.summary import MODULE_SCOPE, CallSite, Decorator
 
 #: a relative or absolute dotted ref as the summary writes annotations it could resolve
 _PLAIN_REF = re.compile(r"\.+[A-Za-z_][\w.]*\Z")
@@ -65,6 +65,23 @@ class Hit:
     kind: str
     alternative: str
     confidence: str
+
+
+@dataclass
+class _Sites:
+    """The functions and call sites the project-wide checks look at, gathered in one pass over
+    the project (reading every call site is memory-bound: once, not once per check). Each list
+    keeps the index's order (functions, then their call sites)."""
+
+    coroutines: list[FunctionInfo]
+    #: BA403 candidates: a ref (not `$local...`) whose last segment is in `HTTP_NAMES`, no `**kwargs`
+    http: list[tuple[FunctionInfo, CallSite]]
+    #: possible route registrations: a ref whose last segment is in `REGISTRATION_NAMES`
+    registrations: list[tuple[FunctionInfo, CallSite]]
+    #: sync functions under an `@<x>.on_event(...)` decorator
+    hook_decorated: list[tuple[FunctionInfo, Decorator]]
+    #: `<x>.add_event_handler(event, hook)` calls and calls with a startup/shutdown hook keyword
+    hook_sites: list[tuple[FunctionInfo, CallSite]]
 
 
 def _display(ref: str) -> str:
@@ -146,6 +163,7 @@ class _Run(TimeoutChecks):
         self._has_iterables = bool(cat.iterables.patterns())
         self._path_assigns: dict[str, str] | None = None
         self._hooks: set[str] | None = None
+        self._sites: _Sites | None = None
 
     def _uses_django(self) -> bool:
         for s in self.index.summaries.values():
@@ -159,7 +177,7 @@ class _Run(TimeoutChecks):
     def request_set(self) -> set[str]:
         if self._request is None:
             fw = self.cat.frameworks
-            entries = entry_points(self.index, fw) if fw else set()
+            entries = entry_points(self.index, fw, self.sites.registrations) if fw else set()
             self._request = request_path(self.index, entries)
         return self._request
 
@@ -392,14 +410,16 @@ class _Run(TimeoutChecks):
     def _typed_attributes(self, module: str, summary: Any, cls: Any, out: dict[str, str]) -> None:
         """Attributes the index cannot type: `self.root = Path(root) / "x"` (a binop), and
         `self.root = root` / `self.root = root / "x"` with `root: Path` a parameter of `__init__`."""
-        init = summary.functions.get(f"{cls.qualname}.__init__")
-        params = {p.name: p.annotation for p in init.params if p.annotation} if init is not None else {}
-        for table, key in ((cls.attrs, f"{module}.{cls.qualname}"), (cls.instance_attrs, f"{module}.{cls.qualname}()")):
+        params: dict[str, str] | None = None  # of __init__, built on first need
+        for table, suffix in ((cls.attrs, ""), (cls.instance_attrs, "()")):
             for name, attr in table.items():
                 v = attr.value
                 while v[0] == "binop" and v[1] == "Div":
                     v = v[2]
                 if v[0] == "ref" and v[1] and v[1][0] == "$" and table is cls.instance_attrs:
+                    if params is None:
+                        init = summary.functions.get(f"{cls.qualname}.__init__")
+                        params = {p.name: p.annotation for p in init.params if p.annotation} if init is not None else {}
                     head = v[1][1:].split(".", 1)[0]
                     ann = params.get(head)
                     if not ann or head != v[1][1:]:
@@ -411,7 +431,7 @@ class _Run(TimeoutChecks):
                 else:
                     left = self.index.resolve_value(module, v)
                 if left and left[0] != "$":
-                    out[f"{key}.{name}"] = left
+                    out[f"{module}.{cls.qualname}{suffix}.{name}"] = left
                     if table is cls.attrs:
                         out[f"{module}.{cls.qualname}().{name}"] = left
 
@@ -645,17 +665,23 @@ class _Run(TimeoutChecks):
         return None
 
     def _functions_of(self, path: str) -> tuple[list[int], list[FunctionInfo]]:
-        """The functions of one file sorted by position (grouped once for the whole project)."""
-        if not self._ranges:
-            by_path: dict[str, list[FunctionInfo]] = {}
-            for i in self.index.functions.values():
-                if i.summary.qualname != MODULE_SCOPE:
-                    by_path.setdefault(i.path, []).append(i)
-            for p, infos in by_path.items():
-                infos.sort(key=lambda i: (i.summary.line, i.summary.col))
-                self._ranges[p] = ([i.summary.line for i in infos], infos)
-            self._ranges.setdefault("", ([], []))
-        return self._ranges.get(path, ([], []))
+        """The functions of one file sorted by position (memoised per file; found through the
+        file's summary, not by grouping every function of the project)."""
+        got = self._ranges.get(path)
+        if got is None:
+            index = self.index
+            summary = index.summaries.get(path)
+            module = index.module_of.get(path)
+            infos: list[FunctionInfo] = []
+            if summary is not None and module is not None:
+                for qual in summary.functions:
+                    info = index.functions.get(module if qual == MODULE_SCOPE else f"{module}.{qual}")
+                    # (where two files claim one module name, a qualified name is the last file's)
+                    if info is not None and info.path == path and info.summary.qualname != MODULE_SCOPE:
+                        infos.append(info)
+            infos.sort(key=lambda i: (i.summary.line, i.summary.col))  # (no two defs start at one place)
+            got = self._ranges[path] = ([i.summary.line for i in infos], infos)
+        return got
 
     def _owner(self, path: str, line: int, col: int, info: FunctionInfo) -> bool:
         """Whether the iteration at (line, col) belongs to `info` itself, not a nested function."""
@@ -854,7 +880,7 @@ class _Run(TimeoutChecks):
     def findings(self) -> list[Finding]:
         # exceptions propagate: the engine turns them into an "analyzer-error" diagnostic
         out: list[Finding] = list(self._timeouts())
-        coroutines = [i for i in self.index.functions.values() if i.summary.is_async]
+        coroutines = list(self.sites.coroutines)
         coroutines.extend(self.index.functions[q] for q in sorted(self.loop_hooks))
         if coroutines:
             out.extend(self._on_loop(coroutines))
@@ -866,6 +892,48 @@ class _Run(TimeoutChecks):
                 seen.add(key)
                 unique.append(f)
         return unique
+
+    @property
+    def sites(self) -> _Sites:
+        if self._sites is None:
+            self._sites = self._scan_sites()
+        return self._sites
+
+    def _scan_sites(self) -> _Sites:
+        fw = self.cat.frameworks
+        # (the same test as `loop_hooks`: without hooks to find, their candidates are not gathered)
+        hooks = fw is not None and bool(fw.loop_hook_kwargs or fw.loop_hook_registrations.patterns())
+        hook_kwargs = fw.loop_hook_kwargs if hooks else frozenset()  # type: ignore[union-attr]
+        found = _Sites([], [], [], [], [])
+        add_coroutine, add_decorated = found.coroutines.append, found.hook_decorated.append
+        add_http, add_registration, add_hook = found.http.append, found.registrations.append, found.hook_sites.append
+        http_names, registration_names = HTTP_NAMES, REGISTRATION_NAMES
+        for info in self.index.functions.values():
+            s = info.summary
+            if s.is_async:
+                add_coroutine(info)
+            elif hooks:
+                for d in s.decorators:
+                    if d.is_call and d.ref and d.ref.endswith(".on_event"):
+                        add_decorated((info, d))
+            for site in s.calls:
+                ref = site.ref
+                if not ref:
+                    continue
+                last = ref[ref.rfind(".") + 1:]  # the last segment (the whole ref when it has no dot)
+                if last in http_names and ref[0] != "$" and not site.star_kwargs:
+                    add_http((info, site))
+                if last in registration_names:
+                    add_registration((info, site))
+                if not hooks:
+                    continue
+                if last == "add_event_handler" and ref.endswith(".add_event_handler") and len(site.args) >= 2:
+                    add_hook((info, site))
+                    continue
+                kw = site.kwargs
+                if kw and not hook_kwargs.isdisjoint(kw):
+                    add_hook((info, site))
+        return found
 
     @property
     def loop_hooks(self) -> set[str]:
@@ -889,26 +957,22 @@ class _Run(TimeoutChecks):
                     if fn is not None and not fn.summary.is_async and self.runs_synchronously(fn):
                         out.add(fn.qualified)
 
-        for info in index.functions.values():
-            s = info.summary
-            for d in s.decorators:
-                if d.is_call and d.ref and d.ref.endswith(".on_event") and not s.is_async \
-                        and fw.loop_hook_registrations.match(index.resolve(info.module, d.ref) or "") \
-                        and self.runs_synchronously(info):
-                    out.add(info.qualified)
-            for site in s.calls:
-                ref = site.ref
-                if not ref:
-                    continue
-                if ref.endswith(".add_event_handler") and len(site.args) >= 2:
-                    if fw.loop_hook_registrations.match(index.resolve(info.module, ref) or ""):
-                        add(info.module, site.args[1])
-                elif site.kwargs:
-                    kw = site.kwargs
-                    keys = [k for k in hook_kwargs if k in kw]
-                    if keys and fw.loop_hook_calls.match(index.resolve(info.module, ref) or ""):
-                        for k in keys:
-                            add(info.module, kw[k])
+        # (the result is a set and every check is memoised: the order of the two passes is free)
+        for info, d in self.sites.hook_decorated:
+            if fw.loop_hook_registrations.match(index.resolve(info.module, d.ref) or "") \
+                    and self.runs_synchronously(info):
+                out.add(info.qualified)
+        for info, site in self.sites.hook_sites:
+            ref = site.ref
+            if ref.endswith(".add_event_handler") and len(site.args) >= 2:
+                if fw.loop_hook_registrations.match(index.resolve(info.module, ref) or ""):
+                    add(info.module, site.args[1])
+            elif site.kwargs:
+                kw = site.kwargs
+                keys = [k for k in hook_kwargs if k in kw]
+                if keys and fw.loop_hook_calls.match(index.resolve(info.module, ref) or ""):
+                    for k in keys:
+                        add(info.module, kw[k])
         return out
 
     def _on_loop(self, coroutines: list[FunctionInfo]) -> list[Finding]:

@@ -15,14 +15,18 @@ from collections import deque
 
 from backend_audit.analyzers.blocking_io.model import Frameworks
 from backend_audit.index.project import FunctionInfo, ProjectIndex
+from backend_audit.parsing.summary import CallSite
 
 #: registration call names worth resolving (a cheap filter before `resolve`)
-_REGISTRATION_NAMES = frozenset({
+REGISTRATION_NAMES = frozenset({
     "path", "re_path", "url", "Route", "WebSocketRoute", "add_route", "add_api_route",
     "add_websocket_route", "add_api_websocket_route", "get", "post", "put", "patch", "delete",
     "head", "route", "view", "add_get", "add_post", "add_put", "add_patch", "add_delete",
     "add_head", "add_view",
 })
+
+
+_NAMED_KINDS = ("posonly", "arg", "kwonly")
 
 
 def _is_entry(index: ProjectIndex, fw: Frameworks, info: FunctionInfo, handler_classes: set[str]) -> bool:
@@ -35,20 +39,26 @@ def _is_entry(index: ProjectIndex, fw: Frameworks, info: FunctionInfo, handler_c
             return True
     if fn.class_qualname and f"{info.module}.{fn.class_qualname}" in handler_classes:
         return not fn.name.startswith("_") or fn.name in ("__call__",)
-    params = [p for p in fn.params if p.kind in ("posonly", "arg", "kwonly")]
-    names = {p.name for p in params}
-    if fw.asgi_params and fw.asgi_params <= names:
-        return True
+    if not fn.params:  # the common case of a helper without parameters
+        return False
+    # one pass over the parameters (posonly, arg, kwonly) for the three tests: the ASGI signature
+    # `(scope, receive, send)`, a request parameter among the first two (after `self`), a request
+    # annotation. (Each only ever answers True: the order they are tested in is free.)
+    request_params = fw.request_params
     start = 1 if fn.class_qualname else 0
-    for p in params[start:start + 2]:
-        if p.name in fw.request_params:
+    names: list[str] = []
+    for p in fn.params:
+        if p.kind not in _NAMED_KINDS:
+            continue
+        name = p.name
+        if start <= len(names) < start + 2 and name in request_params:
             return True
-    for p in params:
-        if p.annotation and not p.annotation.startswith("$"):
-            ann = index.resolve(info.module, p.annotation)
-            if ann in fw.request_types:
-                return True
-    return False
+        names.append(name)
+        ann = p.annotation
+        if ann and not ann.startswith("$") and index.resolve(info.module, ann) in fw.request_types:
+            return True
+    asgi = fw.asgi_params
+    return bool(asgi) and len(names) >= len(asgi) and asgi <= set(names)
 
 
 def _literal_prefix(pattern: str) -> str:
@@ -58,49 +68,57 @@ def _literal_prefix(pattern: str) -> str:
     return pattern
 
 
-def _may_route(imports: dict[str, str], prefixes: tuple[str, ...]) -> bool:
-    """Whether a module imports anything a route registration could come from."""
-    for v in imports.values():
-        for p in prefixes:
-            if p.startswith(v) or v.startswith(p.rstrip(".")):
+class _RouteImports:
+    """Whether a module imports anything a route registration could come from: an import `v`
+    with `p.startswith(v)` or `v.startswith(p.rstrip("."))` for a registration prefix `p`.
+
+    Both tests are set/tuple look-ups here (every prefix of every `p` is precomputed) instead of
+    a loop over imports x prefixes per module."""
+
+    def __init__(self, prefixes: tuple[str, ...]):
+        self.heads = {p[:k] for p in prefixes for k in range(len(p) + 1)}  # v with p.startswith(v)
+        self.stripped = tuple(p.rstrip(".") for p in prefixes)
+
+    def may_route(self, imports: dict[str, str]) -> bool:
+        heads, stripped = self.heads, self.stripped
+        for v in imports.values():
+            if v in heads or v.startswith(stripped):
                 return True
-    return False
+        return False
 
 
-def entry_points(index: ProjectIndex, fw: Frameworks) -> set[str]:
+def entry_points(index: ProjectIndex, fw: Frameworks, registration_sites: list[tuple[FunctionInfo, CallSite]]) -> set[str]:
+    """The request entry points. `registration_sites`: the project's call sites whose ref's last
+    segment is in `REGISTRATION_NAMES` (possible route registrations), in index order."""
     handler_classes = set(index.subclasses(fw.handler_bases)) if fw.handler_bases else set()
     prefixes = tuple(sorted({_literal_prefix(p) for p in fw.route_registrations.patterns()}))
+    route_imports = _RouteImports(prefixes)
     routing: dict[str, bool] = {}
     out: set[str] = set()
     for q, info in index.functions.items():
-        if info.summary.name == "<module>":
-            pass
-        elif _is_entry(index, fw, info, handler_classes):
+        if info.summary.name != "<module>" and _is_entry(index, fw, info, handler_classes):
             out.add(q)
+    # handlers registered by passing them to a routing call
+    for info, site in registration_sites:
         may = routing.get(info.path)
         if may is None:
             summary = index.summaries.get(info.path)
-            may = routing[info.path] = bool(summary) and _may_route(summary.imports, prefixes)
+            may = routing[info.path] = bool(summary) and route_imports.may_route(summary.imports)
         if not may:
             continue
-        # handlers registered by passing them to a routing call
-        for site in info.summary.calls:
-            ref = site.ref
-            if not ref or ref.rsplit(".", 1)[-1] not in _REGISTRATION_NAMES:
-                continue
-            target = index.resolve(info.module, ref)
-            if not target or not fw.route_registrations.match(target):
-                continue
-            for value in list(site.args) + list(site.kwargs.values()):
-                if value[0] == "ref" and value[1]:
-                    r = index.resolve(info.module, value[1])
-                    if r in index.functions:
-                        out.add(r)
-                elif value[0] == "call" and value[1] and value[1].endswith(".as_view"):
-                    cls = index.resolve(info.module, value[1][: -len(".as_view")])
-                    if cls in index.classes:
-                        for m in index.classes[cls].summary.methods:
-                            out.add(f"{index.classes[cls].module}.{m}")
+        target = index.resolve(info.module, site.ref)
+        if not target or not fw.route_registrations.match(target):
+            continue
+        for value in list(site.args) + list(site.kwargs.values()):
+            if value[0] == "ref" and value[1]:
+                r = index.resolve(info.module, value[1])
+                if r in index.functions:
+                    out.add(r)
+            elif value[0] == "call" and value[1] and value[1].endswith(".as_view"):
+                cls = index.resolve(info.module, value[1][: -len(".as_view")])
+                if cls in index.classes:
+                    for m in index.classes[cls].summary.methods:
+                        out.add(f"{index.classes[cls].module}.{m}")
     return out
 
 

@@ -7,7 +7,7 @@ reported). Reported in sync and async code alike. Mixed into the analyzer's run 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from backend_audit.analyzers.blocking_io import model as catalog_model
 from backend_audit.findings import Finding
@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from backend_audit.index.project import ProjectIndex
 
 #: the names a timeout-relevant HTTP call ends with (cheap filter before resolving)
-_HTTP_NAMES = frozenset({
+HTTP_NAMES = frozenset({
     "get", "post", "put", "patch", "delete", "head", "options", "request", "stream", "urlopen",
     "Client", "AsyncClient",
 })
@@ -36,53 +36,51 @@ class TimeoutChecks:
     cat: catalog_model.BlockingCatalog
     index: ProjectIndex
     _adapter_memo: dict[tuple[str, ...], bool]
+    sites: Any  # analyzer._Sites: `http`, the candidate call sites
 
     def _timeouts(self) -> list[Finding]:
         index = self.index
         if not any(ref.split(".", 1)[0] in _HTTP_LIBS for s in index.summaries.values() for ref in s.imports.values()):
             return []
         out: list[Finding] = []
-        for info in index.functions.values():
-            for site in info.summary.calls:
-                ref = site.ref
-                if not ref or ref[0] == "$" or ref.rsplit(".", 1)[-1] not in _HTTP_NAMES or site.star_kwargs:
+        # the sites with a ref (not `$local...`) ending with an HTTP name, no `**kwargs`, in index order
+        for info, site in self.sites.http:
+            target = index.resolve(info.module, site.ref)
+            if not target:
+                continue
+            entry = None
+            for v in self.variants(target):
+                entry = self.cat.timeouts.match(v)
+                if entry is not None:
+                    if v != target and entry.overrides and self._overrides(target, entry.overrides):
+                        entry = None
+                    break
+            if entry is None:
+                continue
+            value = site.kwargs.get(entry.timeout_arg)
+            if value is None and entry.timeout_position is not None and len(site.args) > entry.timeout_position:
+                value = site.args[entry.timeout_position]
+            if value is None:
+                if entry.default != "none" or self._adapter_sets_timeout(entry):
                     continue
-                target = index.resolve(info.module, ref)
-                if not target:
-                    continue
-                entry = None
-                for v in self.variants(target):
-                    entry = self.cat.timeouts.match(v)
-                    if entry is not None:
-                        if v != target and entry.overrides and self._overrides(target, entry.overrides):
-                            entry = None
-                        break
-                if entry is None:
-                    continue
-                value = site.kwargs.get(entry.timeout_arg)
-                if value is None and entry.timeout_position is not None and len(site.args) > entry.timeout_position:
-                    value = site.args[entry.timeout_position]
-                if value is None:
-                    if entry.default != "none" or self._adapter_sets_timeout(entry):
-                        continue
-                    problem = "no timeout"
-                elif self._is_none(info, value, entry):
-                    problem = "timeout=None"
-                else:
-                    continue
-                shown = _display(target)
-                on_path = info.qualified in self.request_set
-                if problem == "no timeout":
-                    msg = (f"`{shown}` without a timeout: {entry.library} waits forever by default, so one hung "
-                           f"peer blocks this worker indefinitely; pass timeout=")
-                else:
-                    msg = f"`{shown}` with timeout=None disables the timeout: one hung peer blocks this call forever"
-                context = {"call": shown, "library": entry.library, "problem": problem,
-                           "request_path": on_path, "function": info.qualified,
-                           "kind": "network", "alternative": "an explicit timeout=(connect, read)", "chain": []}
-                out.append(self.ctx.finding("BA403", info.path, site.line, site.col, site.end_line, site.end_col, msg,
-                                            severity=self._severity("BA403", info.qualified),
-                                            symbol=info.summary.qualname, context=context))
+                problem = "no timeout"
+            elif self._is_none(info, value, entry):
+                problem = "timeout=None"
+            else:
+                continue
+            shown = _display(target)
+            on_path = info.qualified in self.request_set
+            if problem == "no timeout":
+                msg = (f"`{shown}` without a timeout: {entry.library} waits forever by default, so one hung "
+                       f"peer blocks this worker indefinitely; pass timeout=")
+            else:
+                msg = f"`{shown}` with timeout=None disables the timeout: one hung peer blocks this call forever"
+            context = {"call": shown, "library": entry.library, "problem": problem,
+                       "request_path": on_path, "function": info.qualified,
+                       "kind": "network", "alternative": "an explicit timeout=(connect, read)", "chain": []}
+            out.append(self.ctx.finding("BA403", info.path, site.line, site.col, site.end_line, site.end_col, msg,
+                                        severity=self._severity("BA403", info.qualified),
+                                        symbol=info.summary.qualname, context=context))
         return out
 
     def _adapter_sets_timeout(self, entry: catalog_model.TimeoutEntry) -> bool:

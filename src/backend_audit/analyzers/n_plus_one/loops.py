@@ -11,6 +11,7 @@ from backend_audit.findings import Finding, Related
 
 from .fixes import describe_event
 from .querysets import Evaluator, FnCtx
+from .scan import project_uses
 from .values import Event
 
 #: event kind -> rule id
@@ -30,14 +31,6 @@ ROW_EVENTS = frozenset({"fk", "gfk", "mgr", "mgr_count", "mgr_query", "deferred"
 WRITE_CALLS = frozenset({"create", "get_or_create", "update_or_create", "save", "delete", "update"})
 
 
-def skip_path(path: str) -> bool:
-    """Tests and migrations loop over fixtures and historical models on purpose."""
-    parts = path.split("/")
-    name = parts[-1]
-    return "migrations" in parts[:-1] or "tests" in parts[:-1] or name.startswith("test_") \
-        or name.endswith("_test.py") or name == "conftest.py"
-
-
 def loop_is_per_item(loop: tuple) -> bool:
     """A loop over literal constants, or a retry loop over range() that exits early, is not per row."""
     it = loop[1]
@@ -49,91 +42,58 @@ def loop_is_per_item(loop: tuple) -> bool:
 
 
 def analyze_loops(ev: Evaluator, ctx, findings: list[Finding], seen: set) -> None:
-    for path, facts in ctx.facts_of("n_plus_one").items():
-        if not isinstance(facts, dict) or "functions" not in facts or skip_path(path):
+    current = None  # the function of the uses below (their candidates come grouped by function)
+    fn: FnCtx | None = None
+    loops: dict = {}
+    for key, u in project_uses(ev).loop_uses:
+        if key is not current:
+            current = key
+            path, module, qual, f, _ = key
+            fn = ev.fn(module if qual == "<module>" else f"{module}.{qual}")
+            if fn is not None:
+                loops = {lp[0]: lp for lp in f["loops"]}
+        if fn is None:
             continue
-        module = ev.index.module_of.get(path)
-        if module is None:
+        inner_loop = loops.get(u[6][-1])
+        if inner_loop is None or not ev.relevant(fn, u):
             continue
-        for qual, f in facts["functions"].items():
-            if not f["loops"]:
+        events: list[Event] = []
+        try:
+            ev.use(fn, u, events)
+        except RecursionError:  # pragma: no cover - pathological code
+            continue
+        for e in events:
+            rule = _rule_for(e, inner_loop, u, loops)
+            if rule is None:
                 continue
-            fq = module if qual == "<module>" else f"{module}.{qual}"
-            fn = ev.fn(fq)
-            if fn is None:
+            found = (path, e.line, rule)
+            if found in seen:
                 continue
-            loops = {lp[0]: lp for lp in f["loops"]}
-            for u in f["uses"]:
-                if not u[6]:
-                    continue
-                if not u[1] and not (u[7] == "iter" or u[7] == "test" or u[7].startswith("arg:")):
-                    continue
-                inner_loop = loops.get(u[6][-1])
-                if inner_loop is None or not ev.relevant(fn, u):
-                    continue
-                events: list[Event] = []
-                try:
-                    ev.use(fn, u, events)
-                except RecursionError:  # pragma: no cover - pathological code
-                    continue
-                for e in events:
-                    rule = _rule_for(e, inner_loop, u, loops)
-                    if rule is None:
-                        continue
-                    key = (path, e.line, rule)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    findings.append(_finding(ctx, ev, fn, e, rule, inner_loop))
+            seen.add(found)
+            findings.append(_finding(ctx, ev, fn, e, rule, inner_loop))
 
 
 def analyze_param_loops(ev: Evaluator, ctx, findings: list[Finding], seen: set) -> None:
     """A helper that loops over a parameter: check its loops once per caller's argument (any module)."""
-    helpers: dict[str, list[tuple[str, str, FnCtx, list[str]]]] = {}
-    for path, facts in ev.facts.items():
-        if skip_path(path):
-            continue
-        module = ev.index.module_of.get(path)
-        if module is None:
-            continue
-        for qual, f in facts["functions"].items():
-            if qual == "<module>" or not f["loops"]:
-                continue
-            fq = f"{module}.{qual}"
-            fn = ev.fn(fq)
-            if fn is None or fn.summary is None:
-                continue
-            iter_roots = {lp[1][1] for lp in f["loops"] if lp[1][0] == "ch"}
-            looped = [p.name for p in fn.summary.params if p.name in iter_roots]
-            if looped:
-                helpers.setdefault(fn.summary.name, []).append((path, fq, fn, looped))
-    if not helpers:
-        return
+    uses = project_uses(ev)
+    helpers = uses.helpers
     # the call sites, found by name first (cheap) and then resolved
-    for cpath, facts in ev.facts.items():
-        module = ev.index.module_of.get(cpath)
-        if module is None or skip_path(cpath):
+    current = None
+    caller: FnCtx | None = None
+    for key, u, name in uses.helper_calls:
+        if key is not current:
+            current = key
+            _, module, qual, _, _ = key
+            caller = ev.fn(module if qual == "<module>" else f"{module}.{qual}")
+        if caller is None:
+            continue  # (and so are the function's other calls)
+        try:
+            head = ev.chain(caller, u[0], u[1][:-1], u[2], u[6], 1, None, None)
+        except RecursionError:  # pragma: no cover
             continue
-        for qual, f in facts["functions"].items():
-            caller = None
-            for u in f["uses"]:
-                if not u[9] or u[1][-1][0] != "c":
-                    continue
-                steps = u[1]
-                name = steps[-2][1] if len(steps) >= 2 and steps[-2][0] == "a" else (u[0] if len(steps) == 1 else None)
-                cands = helpers.get(name) if name else None
-                if not cands:
-                    continue
-                caller = caller or ev.fn(module if qual == "<module>" else f"{module}.{qual}")
-                if caller is None:
-                    break
-                try:
-                    head = ev.chain(caller, u[0], steps[:-1], u[2], u[6], 1, None, None)
-                except RecursionError:  # pragma: no cover
-                    continue
-                for path, fq, fn, looped in cands:
-                    if head.kind == "func" and head.extra == fq:
-                        _check_bound(ev, ctx, findings, seen, path, fn, looped, caller, u)
+        for path, fq, fn, looped in helpers[name]:
+            if head.kind == "func" and head.extra == fq:
+                _check_bound(ev, ctx, findings, seen, path, fn, looped, caller, u)
 
 
 def _check_bound(ev: Evaluator, ctx, findings, seen, path: str, fn: FnCtx, looped: list[str], caller: FnCtx,

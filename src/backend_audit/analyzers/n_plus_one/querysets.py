@@ -24,7 +24,7 @@ models reverse accessors (`OrmIndex.external`, merged into the evaluator's view 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from backend_audit.index.orm import DJANGO, SQLALCHEMY, OrmIndex, OrmModel
@@ -65,6 +65,7 @@ from .values import (
 )
 
 MAX_DEPTH = 12
+_NO_FACTS: dict[str, Any] = {}  # read only
 _ORM_KINDS = frozenset({QS, ROWS, ROW, RELMGR, VALUES, SA_RES, SA_REL, SA_Q, SA_SEL, SA_DYN, SA_EXEC})
 _QUERYSET_BASES = frozenset({"django.db.models.QuerySet", "django.db.models.query.QuerySet"})
 _GET_USER_MODEL = frozenset({"django.contrib.auth.get_user_model"})
@@ -95,6 +96,12 @@ class FnCtx:
     summary: FunctionSummary | None
     class_q: str | None  # qualified name of the class of a method
     bindings: dict[str, Val]
+    # per-function memos, shared by the bound copies (`Evaluator._loops_of/_assigns_of/_params_of`):
+    # read as attributes on the hot path instead of a dict look-up by `fq` per name
+    loop_names: dict[str, list] | None = field(default=None, repr=False, compare=False)
+    assigns: dict[str, list] | None = field(default=None, repr=False, compare=False)
+    #: (parameter names, first parameter is `self`/`cls` of a non-static method, of a classmethod)
+    params: tuple[tuple[str, ...], bool, bool] | None = field(default=None, repr=False, compare=False)
 
 
 class Evaluator:
@@ -129,6 +136,7 @@ class Evaluator:
         self.http_exclude = tuple(cat.get("http_exclude", []))
         self.db_modules = tuple(cat.get("dbapi_modules", []))
         self.execute_names = frozenset(cat.get("dbapi_execute", []))
+        self._execute_suffixes = tuple(f".{n}" for n in self.execute_names)  # `ref.endswith(...)`: any order
         self.passthrough = frozenset(cat.get("iter_passthrough", []))
         self.paginators = frozenset(cat.get("paginators", []))
         self.evaluating = frozenset(cat.get("evaluating_builtins", []))
@@ -145,6 +153,9 @@ class Evaluator:
         self._dm_memo: dict[str, frozenset] = {}
         self._mgr_qs_memo: dict[tuple, Val] = {}
         self._view_qs_memo: dict[str, Val] = {}
+        self._property_memo: dict[str, bool] = {}
+        self._ext_vals: dict[str, Val] = {}
+        self._self_vals: dict[tuple[str, bool], Val] = {}
         #: ModelAdmin class -> the model it is registered for (filled by the admin pass)
         self.admin_models: dict[str, Val] = {}
 
@@ -155,17 +166,52 @@ class Evaluator:
             base = None
             info = self.index.functions.get(fq)
             if info is not None:
-                ff = (self.facts.get(info.path) or {}).get("functions", {})
+                file_facts = self.facts.get(info.path)
                 qual = MODULE_SCOPE if fq == info.module else fq[len(info.module) + 1:]
-                f = ff.get(qual, {"uses": [], "assigns": [], "loops": [], "returns": []})
+                f = file_facts.get("functions", _NO_FACTS).get(qual) if file_facts else None
+                if f is None:  # (a fresh one each time: no two functions share it)
+                    f = {"uses": [], "assigns": [], "loops": [], "returns": []}
                 class_q = f"{info.module}.{info.summary.class_qualname}" if info.summary.class_qualname else None
                 base = FnCtx(fq, info.module, info.path, f, info.summary, class_q, {})
             self._fnctx[fq] = base
         if base is None:
             return None
         if bindings:
-            return FnCtx(base.fq, base.module, base.path, base.facts, base.summary, base.class_q, dict(bindings))
+            # the copy shares the function's memos: fill them on the base first
+            return FnCtx(base.fq, base.module, base.path, base.facts, base.summary, base.class_q, dict(bindings),
+                         base.loop_names if base.loop_names is not None else self._loops_of(base),
+                         base.assigns if base.assigns is not None else self._assigns_of(base),
+                         base.params if base.params is not None else self._params_of(base))
         return base
+
+    def _self_val(self, class_q: str, classmethod: bool) -> Val:
+        """`self` (`cls` in a classmethod) of a method of `class_q` (memoised: a value per class)."""
+        key = (class_q, classmethod)
+        got = self._self_vals.get(key)
+        if got is None:
+            if classmethod:
+                got = self._class_val(class_q)
+            else:
+                m = self.orm.models.get(class_q)
+                # `self` in a model method is one row
+                got = Val(ROW, model=m.qualified, fw=m.framework) if m is not None else Val(INSTANCE, extra=class_q)
+            self._self_vals[key] = got
+        return got
+
+    def _ext(self, ref: str) -> Val:
+        """`Val(EXT, extra=ref)`, one shared instance per ref: values are immutable and compared by
+        value, and building them is a large part of evaluating chains of external objects."""
+        got = self._ext_vals.get(ref)
+        if got is None:
+            got = self._ext_vals[ref] = Val(EXT, extra=ref)
+        return got
+
+    def _is_property(self, q: str) -> bool:
+        """`_is_property` of project function `q` (memoised)."""
+        got = self._property_memo.get(q)
+        if got is None:
+            got = self._property_memo[q] = _is_property(self.index.functions[q].summary)
+        return got
 
     def mro(self, cls: str) -> list[str]:
         hit = self._mro.get(cls)
@@ -174,6 +220,9 @@ class Evaluator:
         return hit
 
     def _loops_of(self, fn: FnCtx) -> dict[str, list]:
+        cached = fn.loop_names
+        if cached is not None:
+            return cached
         cached = self._loop_names.get(fn.fq)
         if cached is None:
             cached = {}
@@ -183,6 +232,7 @@ class Evaluator:
                     if n:
                         cached.setdefault(n, []).append(lp)
             self._loop_names[fn.fq] = cached
+        fn.loop_names = cached
         return cached
 
     def relevant(self, fn: FnCtx, u: tuple) -> bool:
@@ -192,27 +242,43 @@ class Evaluator:
         if not u[1] and (u[7] in ("iter", "test") or u[7].startswith("arg:")):
             return True
         root = u[0]
-        return root in self._loops_of(fn) or root in self._assigns_of(fn) or root in fn.bindings
+        return root in (fn.loop_names if fn.loop_names is not None else self._loops_of(fn)) \
+            or root in (fn.assigns if fn.assigns is not None else self._assigns_of(fn)) or root in fn.bindings
 
     def _assigns_of(self, fn: FnCtx) -> dict[str, list]:
+        cached = fn.assigns
+        if cached is not None:
+            return cached
         cached = self._sorted_assigns.get(fn.fq)
         if cached is None:
             cached = {}
             for a in fn.facts.get("assigns", ()):
                 cached.setdefault(a[0], []).append(a)
             self._sorted_assigns[fn.fq] = cached
+        fn.assigns = cached
         return cached
+
+    def _params_of(self, fn: FnCtx) -> tuple[tuple[str, ...], bool, bool]:
+        """(parameter names, whether the first one is the instance/class of a method, whether the
+        method is a classmethod); memoised on the FnCtx."""
+        got = fn.params
+        if got is None:
+            summary = fn.summary
+            names = tuple([p.name for p in summary.params]) if summary else ()
+            bound = bool(fn.class_q and names) and not _is_static(summary)
+            got = fn.params = (names, bound, bound and _is_classmethod(summary))
+        return got
 
     # ----- names ---------------------------------------------------------------------------------
     def name(self, fn: FnCtx, name: str, line: int, loops: tuple, depth: int) -> Val:
         if depth > MAX_DEPTH:
             return UNK
         best = None  # (line, kind, record)
-        for loop in self._loops_of(fn).get(name, ()):
+        for loop in (fn.loop_names if fn.loop_names is not None else self._loops_of(fn)).get(name, ()):
             if loop[0] in loops and loop[3] <= line:
                 if best is None or loop[3] >= best[0]:
                     best = (loop[3], "loop", loop)
-        for a in self._assigns_of(fn).get(name, ()):
+        for a in (fn.assigns if fn.assigns is not None else self._assigns_of(fn)).get(name, ()):
             if a[2] < line and (best is None or a[2] >= best[0]):
                 # an assignment inside a loop that does not enclose the use still counts (after the loop)
                 best = (a[2], "assign", a)
@@ -229,7 +295,7 @@ class Evaluator:
                     self._name_memo[memo_key] = v
                 return self._after_mutations(fn, name, v, a[2], line)
             loop = best[2]
-            outer = tuple(lid for lid in loops if lid != loop[0] and lid < loop[0])
+            outer = tuple([lid for lid in loops if lid != loop[0] and lid < loop[0]])
             it = self.value(fn, loop[1], loop[7], outer, depth + 1)
             v = self.iterate_target(it, loop[2], name)
             if memo_key is not None:
@@ -237,21 +303,16 @@ class Evaluator:
             return v
         if name in fn.bindings:
             return fn.bindings[name]
-        params = [p.name for p in fn.summary.params] if fn.summary else []
+        params, bound_first, classmethod = fn.params if fn.params is not None else self._params_of(fn)
         if name in params:
-            if fn.class_q and params and name == params[0] and not _is_static(fn.summary):
-                if _is_classmethod(fn.summary):
-                    return self._class_val(fn.class_q)
-                m = self.orm.models.get(fn.class_q)
-                if m is not None:  # `self` in a model method is one row
-                    return Val(ROW, model=m.qualified, fw=m.framework)
-                return Val(INSTANCE, extra=fn.class_q)
-            ann = next((p.annotation for p in fn.summary.params if p.name == name), None)
+            if bound_first and name == params[0]:
+                return self._self_val(fn.class_q, classmethod)
+            ann = fn.summary.params[params.index(name)].annotation  # (the first parameter of that name)
             if ann and not ann.startswith("$") and "[" not in ann and " " not in ann and "|" not in ann:
                 v = self.ref_val(fn.module, ann + "()", depth + 1)
                 if v.kind != UNKNOWN:
                     return v
-            return Val(EXT, extra=f"${name}")
+            return self._ext(f"${name}")
         if name == "super" and fn.class_q:
             first = params[0] if params else None
             bound = fn.bindings.get(first) if first else None
@@ -346,7 +407,7 @@ class Evaluator:
                     return self.value(mfn, a[1], a[2], (), depth + 1)
         if canon.endswith("()") and canon[:-2] in self.index.classes:
             return Val(INSTANCE, extra=canon[:-2])
-        return Val(EXT, extra=canon)
+        return self._ext(canon)
 
     def _class_val(self, q: str) -> Val:
         if q in self.orm.models:
@@ -382,28 +443,29 @@ class Evaluator:
         if depth > MAX_DEPTH:
             return UNK
         v = self.name(fn, root, line, loops, depth + 1)
-        i = 0
         n = len(steps)
+        if not n:  # a bare name
+            return v
+        i = 0
         pos = pos or (line, 0, line, 0)
         while i < n:
-            step = steps[i]
             if v.kind == UNKNOWN:
                 return UNK
-            if step[0] == "a":
+            step = steps[i]
+            tag = step[0]
+            if tag == "a":
                 nxt = steps[i + 1] if i + 1 < n else None
                 if nxt is not None and nxt[0] == "c":
                     v = self.method(fn, v, step[1], nxt[1], dict(nxt[2]), line, loops, depth, events, pos,
-                                    last=(i + 2 == n), ctx=ctx)
+                                    i + 2 == n, ctx)
                     i += 2
                     continue
-                v = self.attr(fn, v, step[1], line, loops, depth, events, pos, last=(i + 1 == n), ctx=ctx)
-                i += 1
-            elif step[0] == "c":
-                v = self.call(fn, v, step[1], dict(step[2]), line, loops, depth, events, pos, ctx=ctx)
-                i += 1
+                v = self.attr(fn, v, step[1], line, loops, depth, events, pos, i + 1 == n, ctx)
+            elif tag == "c":
+                v = self.call(fn, v, step[1], dict(step[2]), line, loops, depth, events, pos, ctx)
             else:
                 v = self.subscript(v, step[1], events, pos, fn)
-                i += 1
+            i += 1
         return v
 
     # ----- steps -------------------------------------------------------------------------------------
@@ -420,7 +482,7 @@ class Evaluator:
         if v.kind in (ROWS, LIST, SA_RES, SA_REL) and v.model:
             return Val(ROW, model=v.model, loaded=v.loaded, fw=v.fw, per_iter=False, origin=v.origin)
         if v.kind == EXT:
-            return Val(EXT, extra=f"{v.extra}[]")
+            return self._ext(f"{v.extra}[]")
         if v.kind == DICT and key[0] == "s":
             for k, d in v.extra:
                 if k == ("s", key[1]):
@@ -450,8 +512,7 @@ class Evaluator:
             cls = v.extra
             q = self._member_function(cls, name)
             if q is not None:
-                finfo = self.index.functions[q]
-                if _is_property(finfo.summary):
+                if self._is_property(q):
                     return self.call_function(q, [], {}, Val(INSTANCE, extra=cls) if k == INSTANCE else None,
                                               fn, line, loops, depth, events, pos)
                 return Val(FUNC, extra=q, inner=v if k == INSTANCE else None)
@@ -476,6 +537,8 @@ class Evaluator:
         if k == EXT:
             if v.fw == "module":
                 return self.ref_val(v.extra, f"@{name}", depth + 1)
+            if v.inner is None:
+                return self._ext(f"{v.extra}.{name}")
             return Val(EXT, extra=f"{v.extra}.{name}", inner=v.inner)
         if k == ENUM:
             return UNK
@@ -759,8 +822,7 @@ class Evaluator:
                     return Val(ROW, model=parent, per_iter=v.per_iter, loaded=v.loaded, fw=DJANGO)
         q = self._member_function(m.qualified, name)
         if q is not None:
-            finfo = self.index.functions[q]
-            if _is_property(finfo.summary):
+            if self._is_property(q):
                 return self.call_function(q, [], {}, v, fn, line, loops, depth, events, pos, via=name)
             return Val(FUNC, extra=q, inner=v)
         return UNK
@@ -770,8 +832,7 @@ class Evaluator:
         if f is None or f.relation != "relationship":
             q = self._member_function(m.qualified, name) if f is None else None
             if q is not None:
-                finfo = self.index.functions[q]
-                if _is_property(finfo.summary):
+                if self._is_property(q):
                     return self.call_function(q, [], {}, v, fn, line, loops, depth, events, pos, via=name)
                 return Val(FUNC, extra=q, inner=v)
             return UNK
@@ -994,7 +1055,7 @@ class Evaluator:
             user = self.orm.user_model_ref() if hasattr(self.orm, "user_model_ref") else None
             if user and user in self.orm.models:
                 return Val(MODEL, model=user, fw=DJANGO)
-            return Val(EXT, extra=ref + "()")
+            return self._ext(ref + "()")
         if ref in self.sa_select and args:
             a0 = self.value(fn, args[0], line, loops, depth + 1)
             if a0.kind == MODEL and a0.fw == SQLALCHEMY and len(args) == 1:
@@ -1028,9 +1089,9 @@ class Evaluator:
             return UNK
         # session / connection / cursor methods of DB APIs
         tail = ref.rsplit(".", 1)[-1].removesuffix("()")
-        if ref.endswith(tuple(f".{n}" for n in self.execute_names)) or tail in self.sa.get("session_methods", []):
+        if ref.endswith(self._execute_suffixes) or tail in self.sa.get("session_methods", []):
             return self.db_call(fn, v, tail, args, kwargs, line, loops, depth, events, pos)
-        return Val(EXT, extra=ref + "()")
+        return self._ext(ref + "()")
 
     def db_call(self, fn, v: Val, tail: str, args, kwargs, line, loops, depth, events, pos) -> Val:
         ref: str = v.extra
@@ -1059,7 +1120,7 @@ class Evaluator:
             if is_text or a0.kind == SA_SEL or (stmt is not None and (is_cursor or _sqlish(stmt))):
                 self._event(events, "raw", fn, pos, call=tail)
             return UNK
-        return Val(EXT, extra=ref + "()")
+        return self._ext(ref + "()")
 
     def _statement(self, fn: FnCtx, desc: tuple, line: int, depth: int) -> tuple | None:
         """The SQL text argument when it is a literal (or a name bound to one), or built by formatting."""
@@ -1171,7 +1232,7 @@ class Evaluator:
         params = callee.summary.params
         bindings: dict[str, Val] = {}
         pi = 0
-        if callee.class_q and params and not _is_static(callee.summary):
+        if self._params_of(callee)[1]:  # a method (not static) with a first parameter
             if self_val is not None:
                 bindings[params[0].name] = self_val
             pi = 1

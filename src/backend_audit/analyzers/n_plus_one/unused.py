@@ -11,75 +11,51 @@ from __future__ import annotations
 
 from backend_audit.findings import Finding, Related
 
-from .loops import skip_path
 from .querysets import Evaluator
+from .scan import project_uses
 from .values import QS
-
-EAGER = ("select_related", "prefetch_related")
 
 
 def analyze_unused(ev: Evaluator, ctx, findings: list[Finding], seen: set) -> None:
-    for path, facts in ev.facts.items():
-        if skip_path(path):
+    # uses outside loops, with literal eager loading, in the (non-module) functions with loops
+    for key, u, paths in project_uses(ev).eager_uses:
+        path, module, qual, f, functions = key
+        fq = f"{module}.{qual}"
+        fn = ev.fn(fq)
+        if fn is None:
             continue
-        module = ev.index.module_of.get(path)
-        if module is None:
+        try:
+            v = ev.chain(fn, u[0], u[1], u[2], u[6], 0, None, None)
+        except RecursionError:  # pragma: no cover
             continue
-        functions = facts["functions"]
-        for qual, f in functions.items():
-            if qual == "<module>" or not f["loops"]:
+        if v.kind != QS or v.uncertain or not v.model:
+            continue
+        loops = _consuming_loops(qual, functions, f, u)
+        if not loops:
+            continue
+        used = _attrs_read(f, loops)
+        if used is None:
+            continue
+        model = ev.orm.models.get(v.model)
+        if model is None or any(n not in model.fields and n not in model.reverse and not n.endswith("_id")
+                                and n not in ("pk", "id") for n in used):
+            continue  # a property or method may read any relation
+        for method, p in paths:
+            head = p.split("__", 1)[0]
+            if head in used:
                 continue
-            for u in f["uses"]:
-                paths = _eager_paths(u[1])
-                if not paths or u[6]:
-                    continue
-                fq = f"{module}.{qual}"
-                fn = ev.fn(fq)
-                if fn is None:
-                    continue
-                try:
-                    v = ev.chain(fn, u[0], u[1], u[2], u[6], 0, None, None)
-                except RecursionError:  # pragma: no cover
-                    continue
-                if v.kind != QS or v.uncertain or not v.model:
-                    continue
-                loops = _consuming_loops(qual, functions, f, u)
-                if not loops:
-                    continue
-                used = _attrs_read(f, loops)
-                if used is None:
-                    continue
-                model = ev.orm.models.get(v.model)
-                if model is None or any(n not in model.fields and n not in model.reverse and not n.endswith("_id")
-                                        and n not in ("pk", "id") for n in used):
-                    continue  # a property or method may read any relation
-                for method, p in paths:
-                    head = p.split("__", 1)[0]
-                    if head in used:
-                        continue
-                    key = (path, u[2], "BA114")
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    findings.append(ctx.finding(
-                        "BA114", path, u[2], u[3], u[4], u[5],
-                        f"Unused eager loading: {method}(\"{p}\") on {model.name} but no code that uses this "
-                        f"queryset reads `{head}`; remove it (a wasted {'join' if method == 'select_related' else 'query'})",
-                        related=[Related(path, lp[3], "the only loop over this queryset") for lp in loops[:2]],
-                        symbol=qual,
-                        context={"model": model.name, "relation": head, "path": p, "fix": f"remove \"{p}\" from {method}()",
-                                 "call": method, "queryset_path": path, "queryset_line": u[2]}))
-
-
-def _eager_paths(steps: tuple) -> list[tuple[str, str]]:
-    out = []
-    for i, s in enumerate(steps[:-1]):
-        if s[0] == "a" and s[1] in EAGER and steps[i + 1][0] == "c":
-            args = steps[i + 1][1]
-            if not args or any(a[0] != "s" for a in args):
-                return []
-            out.extend((s[1], a[1]) for a in args)
-    return out
+            found = (path, u[2], "BA114")
+            if found in seen:
+                continue
+            seen.add(found)
+            findings.append(ctx.finding(
+                "BA114", path, u[2], u[3], u[4], u[5],
+                f"Unused eager loading: {method}(\"{p}\") on {model.name} but no code that uses this "
+                f"queryset reads `{head}`; remove it (a wasted {'join' if method == 'select_related' else 'query'})",
+                related=[Related(path, lp[3], "the only loop over this queryset") for lp in loops[:2]],
+                symbol=qual,
+                context={"model": model.name, "relation": head, "path": p, "fix": f"remove \"{p}\" from {method}()",
+                         "call": method, "queryset_path": path, "queryset_line": u[2]}))
 
 
 def _consuming_loops(qual: str, functions: dict, f: dict, u: tuple) -> list[tuple] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 # Val.kind
@@ -32,7 +32,10 @@ DICT = "dict"  # a literal dict: extra = ((key, desc), ...), inner function ctx 
 LIST = "list"  # a literal list/tuple: extra = descs
 
 
-@dataclass(frozen=True)
+# Not `frozen=True`: a frozen dataclass's __init__ sets each of the 15 fields through
+# `object.__setattr__`, and building values is the evaluator's hottest path. Nothing assigns to a
+# Val after construction (treat it as immutable); `unsafe_hash=True` keeps the frozen class's hash.
+@dataclass(unsafe_hash=True, slots=True)
 class Val:
     kind: str = UNKNOWN
     model: str | None = None
@@ -62,8 +65,21 @@ class Val:
     owner: tuple | None = None
 
     def but(self, **kw: Any) -> Val:
-        return replace(self, **kw)
+        """`dataclasses.replace(self, **kw)`, spelled out (a hot path)."""
+        if not kw.keys() <= _VAL_FIELDS:
+            return replace(self, **kw)  # raises its TypeError for an unknown field
+        get = kw.get
+        return Val(get("kind", self.kind), get("model", self.model), get("loaded", self.loaded),
+                   get("only", self.only), get("defer", self.defer), get("per_iter", self.per_iter),
+                   get("origin", self.origin), get("uncertain", self.uncertain), get("built", self.built),
+                   get("extra", self.extra), get("inner", self.inner), get("fw", self.fw),
+                   get("prefix", self.prefix), get("many", self.many), get("owner", self.owner))
 
+
+_VAL_FIELDS = frozenset(f.name for f in fields(Val))
+assert tuple(f.name for f in fields(Val)) == (  # the order `Val.but` passes them in
+    "kind", "model", "loaded", "only", "defer", "per_iter", "origin", "uncertain", "built", "extra", "inner", "fw",
+    "prefix", "many", "owner")
 
 UNK = Val()
 

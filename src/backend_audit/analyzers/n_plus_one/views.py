@@ -13,8 +13,8 @@ from typing import Any
 from backend_audit.findings import Finding, Related
 
 from .fixes import combined_fix, fix_for
-from .loops import skip_path
 from .querysets import Evaluator, FnCtx
+from .scan import project_uses, skip_path
 from .templates import template_name
 from .values import (
     CLASS,
@@ -46,51 +46,47 @@ def analyze_views(ev: Evaluator, ctx, findings: list[Finding], seen: set) -> Non
     cat = ev.cat.get("views", {})
     templates = _templates_by_name(ctx)
     renders: list[tuple[str, dict[str, Val], FnCtx, int]] = []
-    for path, facts in ev.facts.items():
-        if skip_path(path):
-            continue
-        module = ev.index.module_of.get(path)
-        if module is None:
-            continue
-        for qual, f in facts["functions"].items():
+    current = None  # the function of the calls below (their candidates come grouped by function)
+    fn: FnCtx | None = None
+    for key, u, render, serializer, get_serializer in project_uses(ev).view_calls:
+        if key is not current:
+            current = key
+            _, module, qual, _, _ = key
             fq = module if qual == "<module>" else f"{module}.{qual}"
             fn = None
-            for u in f["uses"]:
-                if not u[9]:
-                    continue
-                steps = u[1]
-                names = {s[1] for s in steps if s[0] == "a"}
-                names.add(u[0])
-                if templates and steps[-1][0] == "c" and names & _RENDER_NAMES:
-                    fn = fn or ev.fn(fq)
-                    if fn is not None:
-                        r = _render_call(ev, fn, u, cat)
-                        if r is not None:
-                            renders.append(r)
-                if any("Serializer" in n for n in names):
-                    fn = fn or ev.fn(fq)
-                    if fn is not None:
-                        _serializer_call(ev, ctx, fn, u, cat, findings, seen)
-                elif "get_serializer" in names and u[0] == "self":
-                    fn = fn or ev.fn(fq)
-                    if fn is not None and fn.class_q:
-                        _serializer_call(ev, ctx, fn, u, cat, findings, seen, view_cls=fn.class_q)
+        if render and templates and u[1][-1][0] == "c":
+            fn = fn or ev.fn(fq)
+            if fn is not None:
+                r = _render_call(ev, fn, u, cat)
+                if r is not None:
+                    renders.append(r)
+        if serializer:
+            fn = fn or ev.fn(fq)
+            if fn is not None:
+                _serializer_call(ev, ctx, fn, u, cat, findings, seen)
+        elif get_serializer and u[0] == "self":
+            fn = fn or ev.fn(fq)
+            if fn is not None and fn.class_q:
+                _serializer_call(ev, ctx, fn, u, cat, findings, seen, view_cls=fn.class_q)
+    list_views, detail_views = set(cat.get("list_views", [])), set(cat.get("detail_views", []))
+    drf_list_views, admin_bases = set(cat.get("drf_list_views", [])), set(cat.get("admin_bases", []))
     for cls, info in ev.index.classes.items():
         if skip_path(info.path):
             continue
         anc = ev.index.ancestors(cls)
-        if templates and anc & set(cat.get("list_views", [])):
+        if templates and anc & list_views:
             _generic_view(ev, cls, "list", renders)
-        elif templates and anc & set(cat.get("detail_views", [])):
+        elif templates and anc & detail_views:
             _generic_view(ev, cls, "detail", renders)
-        if templates and "get_context_data" in (ev.index.classes[cls].summary.attrs.keys() | {
-                m.rsplit(".", 1)[-1] for m in ev.index.classes[cls].summary.methods}):
+        summary = ev.index.classes[cls].summary
+        if templates and ("get_context_data" in summary.attrs or any(
+                m == "get_context_data" or m.endswith(".get_context_data") for m in summary.methods)):
             _context_data_view(ev, cls, renders, cat)
-        if templates and "extra_context" in ev.index.classes[cls].summary.attrs:
+        if templates and "extra_context" in summary.attrs:
             _extra_context_view(ev, cls, renders, cat)
-        if anc & set(cat.get("drf_list_views", [])):
+        if anc & drf_list_views:
             _drf_view(ev, ctx, cls, cat, findings, seen)
-        if anc & set(cat.get("admin_bases", [])):
+        if anc & admin_bases:
             _admin(ev, ctx, cls, cat, findings, seen)
     for name, variables, fn, line in renders:
         for tpath in _closest(templates.get(name, []), fn.path if fn else ""):
@@ -112,10 +108,6 @@ def _closest(paths: list[str], view_path: str) -> list[str]:
 
     best = max(common(p) for p in paths)
     return [p for p in paths if common(p) == best]
-
-
-_RENDER_NAMES = frozenset({"render", "render_to_response", "TemplateResponse", "SimpleTemplateResponse",
-                           "render_to_string", "render_template", "get_template", "select_template"})
 
 
 def _templates_by_name(ctx) -> dict[str, list[str]]:

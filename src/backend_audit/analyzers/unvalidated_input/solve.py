@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from operator import methodcaller
 from typing import Any
 
 from backend_audit.analyzers.unvalidated_input.collect import (
@@ -42,6 +43,7 @@ _FLASK_VAR = re.compile(r"<(?:([a-zA-Z_][\w]*)(?:\([^)]*\))?:)?([a-zA-Z_]\w*)>")
 _DJANGO_VAR = re.compile(r"<(?:(\w+):)?(\w+)>")
 _HTTP_METHODS = frozenset(("get", "post", "put", "patch", "delete", "head", "options"))
 _RE_GROUP = re.compile(r"\(\?P<(\w+)>((?:[^()\\]|\\.)*)\)")
+_STARTS_WITH_DJANGO = methodcaller("startswith", "django")
 
 
 @dataclass
@@ -74,17 +76,29 @@ class Summary:
 EMPTY_SUMMARY = Summary()
 
 
-@dataclass
+_UNSET = object()
+
+
 class _Frame:
-    q: str
-    info: FunctionInfo
-    facts: FuncFacts
-    callvals: dict[int, Value] = field(default_factory=dict)
-    busy: set[int] = field(default_factory=set)
-    psinks: list[tuple] = field(default_factory=list)
-    handler: dict[str, Any] | None = None
-    #: call index -> {tuple element -> value} for calls of functions returning tuples
-    items: dict[Any, Any] = field(default_factory=dict)
+    """The state of one function's summary computation (a plain slotted class: one per function)."""
+
+    __slots__ = ("q", "info", "facts", "callvals", "busy", "psinks", "handler", "items", "targets", "attrs")
+
+    def __init__(self, q: str, info: FunctionInfo, facts: FuncFacts, targets: list[str | None]):
+        self.q = q
+        self.info = info
+        self.facts = facts
+        self.callvals: dict[int, Value] = {}
+        self.busy: set[int] = set()
+        self.psinks: list[tuple] = []
+        #: `Solver.handler_params(info)`, computed on the first parameter atom (`Solver.frame_handler`)
+        self.handler: dict[str, Any] | None | object = _UNSET
+        #: call index -> {tuple element -> value} for calls of functions returning tuples
+        self.items: dict[Any, Any] = {}
+        #: call index -> the callee's canonical ref (`Solver.call_targets`)
+        self.targets = targets
+        #: `Solver.attr_value` of this function, by attribute
+        self.attrs: dict[str, Value] = {}
 
 
 class Solver:
@@ -115,23 +129,39 @@ class Solver:
         self._mro: dict[str, list[str]] = {}
         self._inits: dict[str, str | None] = {}
         self._db_recv: dict[tuple, bool] = {}
+        self._parsed: dict[str, tuple] = {}  # atom text -> _parse_atom(atom text)
+        self._writers: dict[str, list[tuple[str, tuple[FunctionInfo, FuncFacts]]]] = {}
+        self._targets: dict[str, list[str | None]] = {}
+        self._signatures: dict[str, tuple[str | None, list[str], str | None, str | None, set[str]]] = {}
 
     # ----- driver ----------------------------------------------------------------------------
+    def call_targets(self, q: str) -> list[str | None]:
+        """The canonical ref each call of `q` targets (None for no ref or a `<...>` pseudo-ref);
+        resolved once for `order()` and again read by `_call` (memoised)."""
+        got = self._targets.get(q)
+        if got is None:
+            info, ff = self.facts[q]
+            resolve, module = self.index.resolve, info.module
+            got = self._targets[q] = []
+            for c in ff.calls:
+                ref = c.ref
+                got.append(resolve(module, ref) if ref and ref[0] != "<" else None)
+        return got
+
     def order(self) -> list[str]:
         """Functions callees-first (iterative post-order over the call graph), so that computing
         a summary rarely recurses: deep call chains are linked in full, not cut at MAX_DEPTH."""
         callees: dict[str, list[str]] = {}
-        for q, (info, ff) in self.facts.items():
+        facts, classes = self.facts, self.index.classes
+        for q in facts:
             out = []
-            for c in ff.calls:
-                if c.ref and not c.ref.startswith("<"):
-                    t = self.index.resolve(info.module, c.ref)
-                    if t in self.facts:
-                        out.append(t)
-                    elif t in self.index.classes:
-                        init = self.init_of(t)
-                        if init and init in self.facts:
-                            out.append(init)
+            for t in self.call_targets(q):
+                if t in facts:
+                    out.append(t)
+                elif t in classes:
+                    init = self.init_of(t)
+                    if init and init in facts:
+                        out.append(init)
             callees[q] = out
         seen: set[str] = set()
         order: list[str] = []
@@ -142,13 +172,15 @@ class Solver:
             stack = [(root, iter(callees[root]))]
             while stack:
                 node, it = stack[-1]
-                nxt = next((c for c in it if c not in seen), None)
-                if nxt is None:
+                for nxt in it:  # the next callee not seen yet (consumed from the iterator)
+                    if nxt not in seen:
+                        break
+                else:
                     stack.pop()
                     order.append(node)
-                else:
-                    seen.add(nxt)
-                    stack.append((nxt, iter(callees.get(nxt, ()))))
+                    continue
+                seen.add(nxt)
+                stack.append((nxt, iter(callees.get(nxt, ()))))
         return order
 
     def run(self) -> list[Flow]:
@@ -174,9 +206,17 @@ class Solver:
         self.stack.add(q)
         try:
             info, ff = entry
-            fr = _Frame(q, info, ff, handler=self.handler_params(info))
-            for j in range(len(ff.calls)):
-                self.call_value(fr, j)
+            fr = _Frame(q, info, ff, self.call_targets(q))
+            callvals, busy, calls = fr.callvals, fr.busy, ff.calls
+            for j in range(len(calls)):
+                if j not in callvals:  # (else already computed for a later call's argument)
+                    # `call_value(fr, j)`, inlined: nothing of this frame is being computed here
+                    busy.add(j)
+                    try:
+                        value = self._call(fr, calls[j], j)
+                    finally:
+                        busy.discard(j)
+                    callvals[j] = value
             ret = self.resolve(fr, ff.ret)
             items = [self.resolve(fr, a) for a in ff.ret_items] if ff.ret_items else None
             result = Summary(ret=ret, ret_items=items, psinks=fr.psinks[:MAX_PSINKS])
@@ -198,31 +238,22 @@ class Solver:
         return result
 
     # ----- values ----------------------------------------------------------------------------
-    def resolve(self, fr: _Frame, atoms: frozenset[str]) -> Value:
+    def resolve(self, fr: _Frame, atoms: frozenset[str] | tuple[str]) -> Value:
         out: Value = {}
+        if not atoms:  # most argument slots hold nothing of interest
+            return out
+        parsed = self._parsed
         for a in sorted(atoms) if len(atoms) > 1 else atoms:  # sorted: the same flow on every run
-            num = 0  # flavor bits: NUM (converted to a number), TAIL (after a fixed URL prefix)
-            while a[1:2] == "|":
-                num |= NUM if a[0] == "n" else TAIL if a[0] == "t" else 0
-                a = a[2:]
-            if a.startswith(("g:", "q:")):  # data after a call that may have validated it (q: tested it)
-                head, _, rest = a.partition("|")
-                _, j, slot = head.split(":", 2)
-                if not self.validated(fr, int(j), slot, a[0] == "q"):
-                    for atom, steps in self.resolve(fr, frozenset((rest,))).items():
-                        _add(out, (atom[0], atom[1], atom[2] | num), steps)
-                continue
-            kind, _, key = a.partition(":")
-            if kind == "s":
-                i = int(key)
-                desc, line, col, skey = fr.facts.sources[i]
-                flavor = self.source_flavor(fr, skey)
-                if flavor is None:
-                    continue
-                atom = ("S", (fr.q, i), num | (NUM if flavor == "num" else 0))
-                _add(out, atom, ((fr.info.path, line, col, f"source: {desc}"),))
-            elif kind == "p":
-                if fr.handler is not None:
+            p = parsed.get(a)
+            if p is None:
+                p = parsed[a] = _parse_atom(a)
+            # flavor bits: NUM (converted to a number), TAIL (after a fixed URL prefix)
+            num, kind, key, j = p
+            if kind == "p":  # (the branches in order of frequency)
+                handler = fr.handler
+                if handler is _UNSET:
+                    handler = self.frame_handler(fr)
+                if handler is not None:
                     got = self.handler_source(fr, key)
                     if got is not None:
                         if got == "clean":
@@ -235,23 +266,39 @@ class Solver:
                         atom = ("S", (fr.q, "param:" + key), num | (NUM if flavor == "num" else 0))
                         _add(out, atom, ((fr.info.path, line, 0, f"source: {desc}"),))
                         continue
-                _add(out, ("P", key, num), ())
+                atom = ("P", key, num)
+                if out.get(atom, True):  # `_add(out, atom, ())`: absent, or reached with steps (longer)
+                    out[atom] = ()
+            elif kind == "r":
+                value = fr.callvals.get(j)  # (`call_value`'s own first look-up)
+                if value is None:
+                    value = self.call_value(fr, j)
+                if key is not None:  # `r:<j>#<item>`: one element of a returned tuple
+                    value = fr.items.get(j, {}).get(key, value)
+                for atom, steps in value.items():
+                    if num & ~atom[2]:
+                        atom = (atom[0], atom[1], atom[2] | num)
+                    old = out.get(atom)  # `_add(out, atom, steps)`, inlined: a hot loop
+                    if old is None or len(steps) < len(old):
+                        out[atom] = steps
             elif kind == "a":
                 for atom, steps in self.attr_value(fr, key).items():
                     _add(out, (atom[0], atom[1], atom[2] | num), steps)
                 params = fr.info.summary.params
                 if params:  # what the caller's instance holds: bound to the receiver at each call
                     _add(out, ("P", f"{params[0].name}.{key}", num), ())
-            elif kind == "r":
-                key, _, item = key.partition("#")
-                j = int(key)
-                value = self.call_value(fr, j)
-                if item.isdigit():
-                    value = fr.items.get(j, {}).get(int(item), value)
-                for atom, steps in value.items():
-                    if num & ~atom[2]:
-                        atom = (atom[0], atom[1], atom[2] | num)
-                    _add(out, atom, steps)
+            elif kind == "g" or kind == "q":  # data after a call that may have validated it (q: tested it)
+                slot, rest = key
+                if not self.validated(fr, j, slot, kind == "q"):
+                    for atom, steps in self.resolve(fr, (rest,)).items():
+                        _add(out, (atom[0], atom[1], atom[2] | num), steps)
+            elif kind == "s":
+                desc, line, col, skey = fr.facts.sources[j]
+                flavor = self.source_flavor(fr, skey)
+                if flavor is None:
+                    continue
+                atom = ("S", (fr.q, j), num | (NUM if flavor == "num" else 0))
+                _add(out, atom, ((fr.info.path, line, col, f"source: {desc}"),))
         return out
 
     def validated(self, fr: _Frame, j: int, slot: str, predicate: bool = False) -> bool:
@@ -259,7 +306,9 @@ class Solver:
         With `predicate`: is call j (an `if` test) a sanitizing test of that argument? Judged by the
         callee's body when it is in the project, else by its name (`is_safe_url`, `validate_*`)."""
         call = fr.facts.calls[j]
-        target = self.index.resolve(fr.info.module, call.ref) if call.ref else None
+        ref = call.ref
+        # (`fr.targets` holds the resolved ref, except for the `<...>` pseudo-refs it leaves out)
+        target = (fr.targets[j] if ref[0] != "<" else self.index.resolve(fr.info.module, ref)) if ref else None
         entry = self.facts.get(target) if target else None
         if predicate:
             if target not in self.index.functions:
@@ -292,17 +341,34 @@ class Solver:
         cq = fr.info.summary.class_qualname
         if not cq:
             return {}
-        out: Value = {}
+        # Memoised per frame (callers only read it): while this function is computed, the summary
+        # stack under it stays the same, so asking again could only find the same summaries.
+        out = fr.attrs.get(attr)
+        if out is not None:
+            return out
+        out = {}
         for c in self.mro(f"{fr.info.module}.{cq}"):
-            cinfo = self.index.classes[c]
-            for mq in cinfo.summary.methods:
-                q = f"{cinfo.module}.{mq}"
-                entry = self.facts.get(q)
-                if q == fr.q or entry is None or not entry[1].attr_writes or attr not in entry[1].attr_writes:
+            for q, entry in self._attr_writers(c):
+                if q == fr.q or attr not in entry[1].attr_writes:
                     continue
                 for atom, steps in self.summary(q).attr_values.get(attr, {}).items():
                     _add(out, atom, steps + ((entry[0].path, entry[0].summary.line, 0, f"stored in self.{attr}"),))
+        fr.attrs[attr] = out
         return out
+
+    def _attr_writers(self, cls: str) -> list[tuple[str, tuple[FunctionInfo, FuncFacts]]]:
+        """The methods of project class `cls` (in declaration order) that store `self.<x>` (memoised)."""
+        got = self._writers.get(cls)
+        if got is None:
+            cinfo = self.index.classes[cls]
+            got = []
+            for mq in cinfo.summary.methods:
+                q = f"{cinfo.module}.{mq}"
+                entry = self.facts.get(q)
+                if entry is not None and entry[1].attr_writes:
+                    got.append((q, entry))
+            self._writers[cls] = got
+        return got
 
     def call_value(self, fr: _Frame, j: int) -> Value:
         got = fr.callvals.get(j)
@@ -319,23 +385,27 @@ class Solver:
         return value
 
     def _call(self, fr: _Frame, call: CallFact, j: int) -> Value:
-        args = [self.resolve(fr, a) for a in call.args]
-        kwargs = {k: self.resolve(fr, v) for k, v in call.kwargs.items()}
-        star = self.resolve(fr, call.star) if call.star else {}
-        recv = self.resolve(fr, call.recv) if call.recv else {}
+        resolve = self.resolve
+        # an empty slot resolves to an empty value: skip the call (most slots are empty)
+        args = [resolve(fr, a) if a else {} for a in call.args]
+        kwargs = {k: resolve(fr, v) if v else {} for k, v in call.kwargs.items()} if call.kwargs else {}
+        star = resolve(fr, call.star) if call.star else {}
+        recv = resolve(fr, call.recv) if call.recv else {}
         ref = call.ref
-        reg = call.hints.get("registry")
+        m = self.m
+        reg = call.hints.get("registry") if call.hints else None
         if reg is not None:
             got = self.registry_call(fr, call, reg, args, kwargs, star)
             if got is not None:
                 return got
-        if ref and ref.startswith("<"):
-            for sink in self.m.sinks_by_ref.get(ref, ()):
+        if ref and ref[0] == "<":
+            for sink in m.sinks_by_ref.get(ref, ()):
                 self.check_sink(fr, call, sink, args, kwargs, star, recv, ref)
             return {}
-        target = self.index.resolve(fr.info.module, ref) if ref else None
-        fn = self.index.functions.get(target) if target else None
-        cls = target if target and fn is None and target in self.index.classes else None
+        index = self.index
+        target = fr.targets[j]
+        fn = index.functions.get(target) if target else None
+        cls = target if target and fn is None and target in index.classes else None
         if cls is not None:
             init = self.init_of(cls)
             if init:
@@ -360,10 +430,12 @@ class Solver:
         if cls is not None:
             return _join(args + list(kwargs.values()))
         # an external callee: sinks, sanitizers, propagation
-        meth = ref.rsplit(".", 1)[-1] if ref and "." in ref else None
-        sinks = list(self.m.sinks_by_ref.get(target or "", ()))
-        if meth is not None:
-            for sink in self.m.sinks_by_method.get(meth, ()):
+        meth = ref[ref.rfind(".") + 1:] if ref and "." in ref else None  # the last segment
+        by_ref = m.sinks_by_ref.get(target or "")
+        sinks = list(by_ref) if by_ref else []
+        by_method = m.sinks_by_method.get(meth) if meth is not None else None
+        if by_method:
+            for sink in by_method:
                 if sink.receiver:
                     hay = f"{call.recv_ref} {target or ''}"
                     if not any(h in hay for h in sink.receiver):
@@ -373,15 +445,15 @@ class Solver:
                 sinks.append(sink)
         for sink in sinks:
             self.check_sink(fr, call, sink, args, kwargs, star, recv, target)
-        if target in self.m.source_calls:  # e.g. a module-level reqparse parser's parse_args()
+        if target in m.source_calls:  # e.g. a module-level reqparse parser's parse_args()
             return {("S", (fr.q, f"call:{j}"), 0): ((fr.info.path, call.line, call.col, f"source: {call.text}()"),)}
-        if target in self.m.consuming_sinks:
+        if target in m.consuming_sinks:
             return {}  # the value built by a sink (text(), RawSQL, Template) was reported there
-        if target in self.m.clean_calls:
+        if target in m.clean_calls:
             return {}
-        if target in self.m.numeric_calls:
+        if target in m.numeric_calls:
             return {(a[0], a[1], a[2] | NUM): s for a, s in _join(args).items()}
-        if meth in self.m.clean_methods and recv is not None and (call.recv or call.recv_ref.startswith(("$", "@"))):
+        if meth in m.clean_methods and recv is not None and (call.recv or call.recv_ref.startswith(("$", "@"))):
             return {}
         if name_is_class(ref):
             return _join([recv, *args, *kwargs.values(), star])
@@ -523,7 +595,7 @@ class Solver:
             return fr.items[key]
         fr.items[key] = None  # type: ignore[assignment]
         ctor = fr.facts.calls[k]
-        target = self.index.resolve(fr.info.module, ctor.ref) if ctor.ref and not ctor.ref.startswith("<") else None
+        target = fr.targets[k]  # (resolved as `order()` did: None for no ref or a `<...>` pseudo-ref)
         if target not in self.index.classes:
             return None
         init = self.init_of(target)
@@ -563,12 +635,14 @@ class Solver:
                 binding[f"{me}.{attr}"] = v
         name = fn.summary.qualname.replace(".<locals>.", ".")
         out: Value = {}
-        for atom, steps in callee.ret.items():
-            if atom[0] == "S":
-                _add(out, atom, steps + ((fr.info.path, call.line, call.col, f"returned by {name}()"),))
-                continue
-            for a2, s2 in self.substitute(atom, binding).items():
-                _add(out, a2, s2 + ((fr.info.path, call.line, call.col, f"returned by {name}()"),))
+        if callee.ret:
+            returned = ((fr.info.path, call.line, call.col, f"returned by {name}()"),)  # the step added
+            for atom, steps in callee.ret.items():
+                if atom[0] == "S":
+                    _add(out, atom, steps + returned)
+                    continue
+                for a2, s2 in self.substitute(atom, binding).items():
+                    _add(out, a2, s2 + returned)
         for kind, sink, end, text, func, key, num, steps in callee.psinks:
             for a2, s2 in self.substitute(("P", key, num), binding).items():
                 hop = (fr.info.path, call.line, call.col, f"passed to {name}() as {key}")
@@ -591,20 +665,13 @@ class Solver:
 
     def bind(self, fn: FunctionInfo, args: list[Value], kwargs: dict[str, Value], star: Value,
              recv: Value | None = None) -> dict[str, Value]:
-        params: list[Param] = fn.summary.params
-        deco = {d.ref for d in fn.summary.decorators}
-        offset = 1 if fn.summary.class_qualname and params and "builtins.staticmethod" not in deco \
-            and params[0].kind in ("posonly", "arg") else 0
-        positional = [p for p in params if p.kind in ("posonly", "arg")][offset:]
-        vararg = next((p.name for p in params if p.kind == "vararg"), None)
-        kwarg = next((p.name for p in params if p.kind == "kwarg"), None)
-        names = {p.name for p in params[offset:]}
+        receiver, positional, vararg, kwarg, names = self._signature(fn)
         out: dict[str, Value] = {}
-        if offset and recv:
-            out[params[0].name] = recv  # `self` of a method called on an instance
+        if receiver is not None and recv:
+            out[receiver] = recv  # `self` of a method called on an instance
         for i, a in enumerate(args):
             if i < len(positional):
-                out[positional[i].name] = a
+                out[positional[i]] = a
             elif vararg:
                 out[vararg] = _join([out.get(vararg, {}), a])
         for k, v in kwargs.items():
@@ -617,6 +684,24 @@ class Solver:
                 if n not in out:
                     out[n] = star
         return out
+
+    def _signature(self, fn: FunctionInfo) -> tuple[str | None, list[str], str | None, str | None, set[str]]:
+        """How `bind` maps arguments onto `fn`'s parameters (memoised per function): the receiver
+        parameter of a method (`self`), the positional parameter names after it, the `*args` and
+        `**kwargs` names, and every parameter name after the receiver."""
+        got = self._signatures.get(fn.qualified)
+        if got is None:
+            params: list[Param] = fn.summary.params
+            deco = {d.ref for d in fn.summary.decorators}
+            offset = 1 if fn.summary.class_qualname and params and "builtins.staticmethod" not in deco \
+                and params[0].kind in ("posonly", "arg") else 0
+            got = self._signatures[fn.qualified] = (
+                params[0].name if offset else None,
+                [p.name for p in params if p.kind in ("posonly", "arg")][offset:],
+                next((p.name for p in params if p.kind == "vararg"), None),
+                next((p.name for p in params if p.kind == "kwarg"), None),
+                {p.name for p in params[offset:]})
+        return got
 
     def substitute(self, atom: Atom, binding: dict[str, Value]) -> Value:
         key = atom[1]
@@ -758,7 +843,7 @@ class Solver:
         out: dict[str, dict[str, str]] = {}
         funcs = self.m.django_url_functions
         for path, summary in self.index.summaries.items():
-            if not any(v.startswith("django") for v in summary.imports.values()):
+            if not any(map(_STARTS_WITH_DJANGO, summary.imports.values())):
                 continue
             module = self.index.module_of[path]
             top = summary.functions.get(MODULE_SCOPE)
@@ -787,6 +872,13 @@ class Solver:
                     convs[name] = "re:" + rx
         self._urls = out
         return out
+
+    def frame_handler(self, fr: _Frame) -> dict[str, Any] | None:
+        """`handler_params` of the frame's function: only parameter atoms need it (memoised)."""
+        handler = fr.handler
+        if handler is _UNSET:
+            handler = fr.handler = self.handler_params(fr.info)
+        return handler  # type: ignore[return-value]
 
     def handler_params(self, info: FunctionInfo) -> dict[str, Any] | None:
         """For a request handler: param name -> how the framework delivers it; else None."""
@@ -973,6 +1065,31 @@ def _receiver_name(ref: str) -> str:
     return " ".join(ref.split(".")[-2:])
 
 
+def _parse_atom(a: str) -> tuple[int, str, Any, int]:
+    """An atom's text, parsed once: (flavor bits, kind, key, call or source index).
+
+    `g:<j>:<slot>|<rest>` / `q:...` -> key (slot, rest); `s:<i>` -> j i; `p:<key>` / `a:<key>`
+    -> key; `r:<j>` / `r:<j>#<item>` -> j, key the item number (None unless all digits).
+    Any other kind contributes nothing (kind "")."""
+    num = 0
+    while a[1:2] == "|":
+        num |= NUM if a[0] == "n" else TAIL if a[0] == "t" else 0
+        a = a[2:]
+    if a.startswith(("g:", "q:")):
+        head, _, rest = a.partition("|")
+        _, j, slot = head.split(":", 2)
+        return num, a[0], (slot, rest), int(j)
+    kind, _, key = a.partition(":")
+    if kind == "s":
+        return num, kind, None, int(key)
+    if kind == "p" or kind == "a":
+        return num, kind, key, 0
+    if kind == "r":
+        key, _, item = key.partition("#")
+        return num, kind, int(item) if item.isdigit() else None, int(key)
+    return num, "", None, 0
+
+
 def _add(out: Value, atom: Atom, steps: tuple) -> None:
     old = out.get(atom)
     if old is None or len(steps) < len(old):
@@ -983,6 +1100,11 @@ def _join(values: list[Value]) -> Value:
     out: Value = {}
     for v in values:
         if v:
-            for a, s in v.items():
-                _add(out, a, s)
+            if not out:  # the first non-empty value: a copy (`_add` of distinct atoms into nothing)
+                out.update(v)
+                continue
+            for a, s in v.items():  # `_add(out, a, s)`, inlined: a hot loop
+                old = out.get(a)
+                if old is None or len(s) < len(old):
+                    out[a] = s
     return out
