@@ -229,7 +229,7 @@ class ProjectIndex:
         if depth > MAX_RESOLVE_DEPTH:
             return ref
         segments = split_ref(ref)
-        # the longest prefix that names a project module: `".".join(segments[:i])` is `ref[:end]`
+        # the longest prefix that names a project module (`".".join(segments[:i + 1])` is `ref[:end]`)
         path_of = self.path_of
         prefixes = self._module_prefixes
         if module:  # its segments come first, and it is the longest module prefix so far
@@ -424,12 +424,15 @@ class ProjectIndex:
         cached = self._calls.get(function)
         if cached is not None:
             return cached
-        info = self.functions.get(function)
+        functions = self.functions
+        info = functions.get(function)
         out: list[ResolvedCall] = []
         if info is not None:
+            resolve, module = self.resolve, info.module
             for site in info.summary.calls:
-                target = self.resolve(info.module, site.ref) if site.ref else None
-                fn = self.functions.get(target) if target else None
+                ref = site.ref
+                target = resolve(module, ref) if ref else None
+                fn = functions.get(target) if target else None
                 if fn is None and target and target in self.classes:
                     # calling a class runs its __init__
                     init = self._member("class", target, "__init__", 0)

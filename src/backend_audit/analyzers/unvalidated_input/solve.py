@@ -184,7 +184,10 @@ class Solver:
         return order
 
     def run(self) -> list[Flow]:
+        memo = self.memo
         for q in self.order():
+            if q in memo:  # already summarised for a caller
+                continue
             try:
                 self.summary(q)
             except RecursionError:
@@ -620,7 +623,7 @@ class Solver:
 
     def link(self, fr: _Frame, call: CallFact, fn: FunctionInfo, args: list[Value], kwargs: dict[str, Value],
              star: Value, recv: Value | None = None, fields: dict[str, Value] | None = None) -> Value:
-        callee = self.summary(fn.qualified)
+        callee = self.memo.get(fn.qualified) or self.summary(fn.qualified)  # (a summary is never false)
         if not callee.ret and not callee.psinks:
             return {}
         binding = self.bind(fn, args, kwargs, star, recv)
