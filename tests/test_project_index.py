@@ -137,6 +137,17 @@ def test_import_cycles_terminate():
     assert callees(index, "c") in (["a.x"], ["b.x"])  # unresolvable, but resolution ends
 
 
+def test_star_import_cycles_terminate():
+    index = build({
+        "pkg/__init__.py": "",
+        "pkg/a.py": "from pkg.b import *\n",
+        "pkg/b.py": "from pkg.c import *\n",
+        "pkg/c.py": "from pkg.a import *\n",
+        "pkg/use.py": "from pkg.a import missing\nmissing()\n",
+    })
+    assert callees(index, "pkg.use") == ["pkg.a.missing"]  # a name none of them defines
+
+
 def test_split_ref_keeps_markers_and_locals():
     assert split_ref("a.b().c[]") == ["a", "b()", "c[]"]
     assert split_ref("m.f.<locals>.g") == ["m", "f", "<locals>", "g"]

@@ -290,7 +290,8 @@ class ProjectIndex:
                         return self._absolute(current, v[1]) + "()", "ref"
                 if q in self.path_of:
                     return self.canonical_module(q), "module"
-                for star in summary.star_imports:
+                # `from x import *` chains may loop (a -> b -> c -> a): bounded like alias chains
+                for star in summary.star_imports if depth < MAX_RESOLVE_DEPTH else ():
                     base = self._absolute(current, star if not star.endswith(".") else star.rstrip("."))
                     base = self.canonical_module(base)
                     if base in self.path_of and base != current:
