@@ -18,7 +18,6 @@ import hashlib
 import os
 import pickle
 import shutil
-import tempfile
 import threading
 from itertools import count
 from pathlib import Path
@@ -109,19 +108,7 @@ class SummaryCache:
             if parent not in self._made:
                 parent.mkdir(exist_ok=True)
                 self._made.add(parent)
-            # a name no other process or thread uses (pid + counter): cheaper than mkstemp's retries
-            tmp = parent / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_SEQUENCE)}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(seal(payload))
-                os.replace(tmp, target)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            _write_whole(target, (seal(payload),))
         except OSError:
             self.write_errors += 1  # a read-only cache folder slows the next run; it never fails this one
 
@@ -142,21 +129,7 @@ class SummaryCache:
             header = pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL)
             head = PACK_MAGIC + hashlib.blake2b(header, digest_size=16).digest() + len(header).to_bytes(8, "big")
             name = f"{os.getpid()}-{threading.get_ident()}-{next(_SEQUENCE)}-{hashlib.blake2b(header, digest_size=6).hexdigest()}"
-            tmp = packs / f".tmp-{name}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(head)
-                    fh.write(header)
-                    for _, blob in entries:
-                        fh.write(blob)
-                os.replace(tmp, packs / f"{name}.pack")
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            _write_whole(packs / f"{name}.pack", (head, header, *(blob for _, blob in entries)))
             old = sorted(packs.glob("*.pack"), key=lambda p: p.stat().st_mtime, reverse=True)[MAX_PACKS:]
             for pack in old:
                 try:
@@ -193,21 +166,30 @@ class SummaryCache:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_new(path: Path, text: str) -> None:
-    """Create `path` whole (write a temporary file, rename it into place) unless it exists."""
-    if path.exists():
-        return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+def _write_whole(target: Path, chunks) -> None:
+    """Write `chunks` to a temporary file beside `target` and rename it into place: readers in
+    other processes see the old file or the whole new one, never a part. On failure the temporary
+    file is removed and the error raised."""
+    # a name no other process or thread uses (pid + thread + counter): cheaper than mkstemp's retries
+    tmp = target.parent / f".tmp-{os.getpid()}-{threading.get_ident()}-{next(_SEQUENCE)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create `path` whole unless it exists."""
+    if not path.exists():
+        _write_whole(path, (text.encode(),))
 
 
 def _read_pack_index(pack: Path) -> dict[str, tuple[int, int]]:
